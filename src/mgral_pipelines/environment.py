@@ -1,0 +1,36 @@
+"""Process-wide settings that must be in place before any tool is imported.
+
+The project runs on machines without internet: telemetry of Kedro, MLflow and DVC is switched off
+and ultralytics is kept offline with a project-local config dir (it otherwise writes to $HOME).
+Values already set by the user win.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+_DEFAULTS = {
+    "DO_NOT_TRACK": "true",
+    "KEDRO_DISABLE_TELEMETRY": "true",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DVC_NO_ANALYTICS": "1",
+    # Ultralytics checks this exact string.
+    "YOLO_OFFLINE": "true",
+    "YOLO_VERBOSE": "false",
+}
+
+
+def project_root() -> Path:
+    """The project root: the source checkout for editable installs, else the working directory."""
+    if (PROJECT_ROOT / "pyproject.toml").exists() and (PROJECT_ROOT / "conf").exists():
+        return PROJECT_ROOT
+    return Path.cwd()
+
+
+def configure_offline_environment() -> None:
+    for key, value in _DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(project_root() / ".ultralytics"))

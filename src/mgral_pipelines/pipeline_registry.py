@@ -1,0 +1,12 @@
+"""Project pipelines: the names users type after `kedro run --pipeline=`."""
+
+from __future__ import annotations
+
+from kedro.framework.project import find_pipelines
+from kedro.pipeline import Pipeline
+
+
+def register_pipelines() -> dict[str, Pipeline]:
+    pipelines = find_pipelines(raise_errors=True)
+    pipelines["__default__"] = pipelines["al_cycle"]
+    return pipelines
