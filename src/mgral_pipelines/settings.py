@@ -9,3 +9,7 @@ CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
 }
+
+from mgral_pipelines.hooks import PrepareOnFirstRun  # noqa: E402
+
+HOOKS = (PrepareOnFirstRun(),)

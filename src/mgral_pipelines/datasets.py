@@ -1,0 +1,133 @@
+"""Kedro datasets the project needs beyond kedro-datasets: atomic files and the AL state store.
+
+Every file here is written to a temporary sibling and renamed into place, so a crash or a kill
+mid-write never leaves a truncated checkpoint or a half-written state: the old file stays intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kedro.io import AbstractDataset, DatasetError
+
+_CYCLE_FILE = re.compile(r"^cycle_(\d+)\.json$")
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see the old file or the new one, never a mix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as tmp:
+            tmp.write(data)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+class BinaryFileDataset(AbstractDataset[bytes, bytes]):
+    """Raw bytes in one file, e.g. a detector checkpoint. Written atomically."""
+
+    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
+        self._filepath = Path(filepath)
+        self.metadata = metadata
+
+    def load(self) -> bytes:
+        if not self._filepath.is_file():
+            raise DatasetError(f"{self._filepath}: file does not exist")
+        return self._filepath.read_bytes()
+
+    def save(self, data: bytes) -> None:
+        write_atomically(self._filepath, data)
+
+    def _exists(self) -> bool:
+        return self._filepath.is_file()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath)}
+
+
+class AtomicJSONDataset(AbstractDataset[Any, Any]):
+    """A JSON file written atomically (kedro-datasets' JSONDataset writes in place)."""
+
+    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
+        self._filepath = Path(filepath)
+        self.metadata = metadata
+
+    def load(self) -> Any:
+        if not self._filepath.is_file():
+            raise DatasetError(f"{self._filepath}: file does not exist")
+        return json.loads(self._filepath.read_text())
+
+    def save(self, data: Any) -> None:
+        write_atomically(self._filepath, json.dumps(data, indent=1).encode())
+
+    def _exists(self) -> bool:
+        return self._filepath.is_file()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath)}
+
+
+class ALStateDataset(AbstractDataset[dict[str, Any], dict[int, dict[str, Any]]]):
+    """The active-learning state of every cycle: `<path>/cycle_<t>.json`, one file per cycle.
+
+    `load()` returns `{t: state}` for all cycles found (empty when nothing is prepared yet), so a
+    node can continue from the latest cycle or from a chosen one. `save(state)` writes
+    `cycle_<state["cycle"]>.json` atomically. Saving cycle `t` supersedes any cycle after `t`
+    and a different cycle `t` (a re-run of an earlier cycle, or a new `prepare`): those files go to
+    `<path>/archive/<UTC time>/`, never deleted, so no label a user paid for is lost.
+    """
+
+    def __init__(self, path: str, metadata: dict[str, Any] | None = None) -> None:
+        self._path = Path(path)
+        self.metadata = metadata
+
+    def _cycle_files(self) -> dict[int, Path]:
+        if not self._path.is_dir():
+            return {}
+        found = {}
+        for child in self._path.iterdir():
+            match = _CYCLE_FILE.match(child.name)
+            if match:
+                found[int(match.group(1))] = child
+        return dict(sorted(found.items()))
+
+    def load(self) -> dict[int, dict[str, Any]]:
+        states = {}
+        for cycle, path in self._cycle_files().items():
+            try:
+                states[cycle] = json.loads(path.read_text())
+            except json.JSONDecodeError as error:
+                raise DatasetError(f"{path}: AL state file is not valid JSON ({error})") from error
+        return states
+
+    def save(self, data: dict[str, Any]) -> None:
+        cycle = int(data["cycle"])
+        superseded = [
+            path
+            for t, path in self._cycle_files().items()
+            if t > cycle or (t == cycle and json.loads(path.read_text()) != data)
+        ]
+        if superseded:
+            archive = self._path / "archive" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+            archive.mkdir(parents=True)
+            for path in superseded:
+                shutil.move(path, archive / path.name)
+        write_atomically(self._path / f"cycle_{cycle}.json", json.dumps(data, indent=1).encode())
+
+    def _exists(self) -> bool:
+        return bool(self._cycle_files())
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": str(self._path)}
