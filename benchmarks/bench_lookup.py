@@ -1,0 +1,68 @@
+"""Time one LUT reward: `estimate_delta_map` for a batch against K entries of n x d embeddings.
+
+This is the cost that replaces training and evaluating one detector variant per reward.
+
+    python benchmarks/bench_lookup.py --entries 16 --batch-size 8 --dim 64 --out lookup.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+try:
+    from mgral_pipelines.mgral.lookup import LookupConfig, LookupTable, estimate_delta_map
+except ModuleNotFoundError:  # run from a checkout without the package installed
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    from mgral_pipelines.mgral.lookup import LookupConfig, LookupTable, estimate_delta_map
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, default=16, help="K, number of LUT entries")
+    parser.add_argument("--batch-size", type=int, default=8, help="n, images per batch and entry")
+    parser.add_argument("--dim", type=int, default=64, help="d, embedding dimension")
+    parser.add_argument("--k-nearest", type=int, default=1, help="LookupConfig.k_nearest")
+    parser.add_argument("--metric", default="sqeuclidean", help="LookupConfig.metric (ot.dist)")
+    parser.add_argument("--repeats", type=int, default=200, help="timed calls")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, help="write the result as JSON here")
+    args = parser.parse_args()
+
+    rng = np.random.default_rng(args.seed)
+    lut = LookupTable(
+        [rng.normal(size=(args.batch_size, args.dim)) for _ in range(args.entries)],
+        rng.normal(scale=0.01, size=args.entries),
+    )
+    config = LookupConfig(k_nearest=args.k_nearest, metric=args.metric)
+    batches = rng.normal(size=(args.repeats, args.batch_size, args.dim))
+
+    for batch in batches[:5]:  # warm-up
+        estimate_delta_map(batch, lut, config)
+    times = []
+    for batch in batches:
+        start = time.perf_counter()
+        estimate_delta_map(batch, lut, config)
+        times.append(time.perf_counter() - start)
+
+    result = {
+        "benchmark": "lookup/estimate_delta_map",
+        "entries": args.entries, "batch_size": args.batch_size, "dim": args.dim,
+        "k_nearest": args.k_nearest, "metric": args.metric, "repeats": args.repeats,
+        "median_s": statistics.median(times), "min_s": min(times), "max_s": max(times),
+    }
+    print(f"estimate_delta_map K={args.entries} n={args.batch_size} d={args.dim} "
+          f"k={args.k_nearest}: median {result['median_s']:.6f} s over {args.repeats} calls "
+          f"(min {result['min_s']:.6f}, max {result['max_s']:.6f})")
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
