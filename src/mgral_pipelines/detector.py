@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import random
 import shutil
 import tempfile
 import threading
@@ -25,6 +26,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +45,11 @@ os.environ.setdefault("MPLCONFIGDIR", str(Path(os.environ["YOLO_CONFIG_DIR"]) / 
 from ultralytics import YOLO  # noqa: E402
 from ultralytics import settings as ultralytics_settings  # noqa: E402
 from ultralytics.cfg import DEFAULT_CFG  # noqa: E402
+from ultralytics.data.augment import BaseMixTransform, Compose  # noqa: E402
 from ultralytics.models.yolo.detect import DetectionPredictor, DetectionTrainer  # noqa: E402
 from ultralytics.utils import LOGGER as ULTRALYTICS_LOGGER  # noqa: E402
 from ultralytics.utils import USER_CONFIG_DIR, nms  # noqa: E402
+from ultralytics.utils.torch_utils import unwrap_model  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -157,7 +161,7 @@ class DetectorConfig:
             check(name, 0.0 <= getattr(self, name) <= 1.0, "in [0, 1]")
 
 
-def _convert(name: str, annotation: str, value: Any) -> Any:
+def _convert(name: str, annotation: str, value: Any, kind: str = "detector") -> Any:
     converters: dict[str, Callable[[Any], Any]] = {"int": int, "float": float}
     annotation = annotation.removesuffix(" | None")
     convert = converters.get(annotation)
@@ -166,10 +170,68 @@ def _convert(name: str, annotation: str, value: Any) -> Any:
     try:
         converted = convert(value)
     except (TypeError, ValueError) as error:
-        raise ValueError(f"detector parameter {name}: {value!r} is not a number") from error
+        raise ValueError(f"{kind} parameter {name}: {value!r} is not a number") from error
     if annotation == "int" and converted != float(value):
-        raise ValueError(f"detector parameter {name}: {value!r} is not an integer")
+        raise ValueError(f"{kind} parameter {name}: {value!r} is not an integer")
     return converted
+
+
+@dataclass(frozen=True)
+class SemiSupervisedConfig:
+    """The semi-supervised variant's extra parameters (DESIGN.md §2 step 3); `from_dict` as above.
+
+    The variant minimises `L_S + w(t) * L_U`: ultralytics' detection loss on the labelled images
+    plus the same loss on the unlabelled images against the starting detector's pseudo-labels.
+    """
+
+    pseudo_label_conf: float = 0.5
+    """The starting detector's detections scoring at least this are the unlabelled images'
+    pseudo-labels (best class per box, NMS at the detector config's eval_iou and max_det); an
+    image without any becomes a background image (every anchor a negative)."""
+    unsupervised_weight: float = 1.0
+    """w_max, the weight of L_U once the ramp-up is over. 0 keeps the unlabelled images in the
+    batches (they still shape batch-norm statistics and mosaics) but out of the gradient."""
+    ramp_up_epochs: float = 3.0
+    """T of the sigmoid ramp-up w(t) = w_max * exp(-5 (1 - min(t, T) / T)^2) (Laine & Aila 2017),
+    t the 0-based epoch, updated at each epoch's start; T = 0 means w = w_max throughout."""
+    checkpoint: str = "last"
+    """"last": the final epoch's weights, validating only once at the end (no per-epoch validation,
+    no early stopping), so that every variant and the reference get exactly the same schedule and
+    V is not also used to pick an epoch. "best": the best epoch on val_ids, as train_detector."""
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> SemiSupervisedConfig:
+        """Build from a parameters dict; unknown keys and unconvertible values raise ValueError."""
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ValueError(
+                f"Unknown semi-supervised parameter(s) {unknown}; known: {sorted(known)}"
+            )
+        return cls(**{
+            name: _convert(name, known[name].type, v, "semi-supervised")
+            for name, v in values.items()
+        })
+
+    def __post_init__(self) -> None:
+        rules = {
+            "pseudo_label_conf": (0.0 <= self.pseudo_label_conf <= 1.0, "in [0, 1]"),
+            "unsupervised_weight": (self.unsupervised_weight >= 0, ">= 0"),
+            "ramp_up_epochs": (self.ramp_up_epochs >= 0, ">= 0"),
+            "checkpoint": (self.checkpoint in ("best", "last"), '"best" or "last"'),
+        }
+        for name, (valid, rule) in rules.items():
+            if not valid:
+                raise ValueError(
+                    f"semi-supervised parameter {name} must be {rule}, got {getattr(self, name)}"
+                )
+
+    def weight_at(self, epoch: float) -> float:
+        """w(t): the sigmoid ramp-up from w_max * exp(-5) at t = 0 to w_max from t = T on."""
+        if self.ramp_up_epochs <= 0:
+            return float(self.unsupervised_weight)
+        phase = 1.0 - min(max(float(epoch), 0.0), self.ramp_up_epochs) / self.ramp_up_epochs
+        return float(self.unsupervised_weight * np.exp(-5.0 * phase * phase))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -294,6 +356,26 @@ def train_detector(
     `trainer_cls` is called as `trainer_cls(overrides=...)`: a `ProjectDetectionTrainer` subclass,
     or a `functools.partial` of one carrying extra inputs.
     """
+    return _train(
+        records, annotations, classes, train_ids, val_ids, config, run_dir, initial_weights,
+        progress, trainer_cls, keep="best",
+    )
+
+
+def _train(
+    records: Records,
+    annotations: Annotations,
+    classes: Sequence[str],
+    train_ids: Sequence[str],
+    val_ids: Sequence[str],
+    config: DetectorConfig,
+    run_dir: Path,
+    initial_weights: Weights,
+    progress: bool,
+    trainer_cls: TrainerFactory,
+    keep: str,
+) -> tuple[bytes, dict[str, float]]:
+    """train_detector's body; `keep="last"` returns the final epoch, validated only at the end."""
     if not train_ids or not val_ids:
         raise ValueError(
             f"Training needs train and val images (got {len(train_ids)} and {len(val_ids)})"
@@ -304,13 +386,20 @@ def train_detector(
     )
     model = _initial_model(initial_weights, config, run_dir)
     overrides = _train_overrides(config, data_yaml, model, run_dir)
+    if keep == "last":
+        # ultralytics still validates the final epoch; without per-epoch fitness there is no early
+        # stopping, and best.pt ends up as the final epoch too.
+        overrides["val"] = False
     with _ultralytics_verbosity(config.verbose):
         trainer = trainer_cls(overrides=overrides)
         started = time.perf_counter()
         with _epoch_progress(trainer, config.epochs, enabled=progress):
             trainer.train()
         seconds = time.perf_counter() - started
-    checkpoint = trainer.best if trainer.best.exists() else trainer.last
+    if keep == "last":
+        checkpoint = trainer.last
+    else:
+        checkpoint = trainer.best if trainer.best.exists() else trainer.last
     info = _training_info(trainer, seconds)
     logger.info(
         "Trained detector on %d images for %d epochs in %.1f s (val mAP50-95 %.4f)",
@@ -465,7 +554,7 @@ def _write_image(
         raise ValueError(f"image id {image_id!r} cannot be used as a file name")
     record = records[image_id]
     source = Path(record["file"]).resolve()
-    image = dataset_dir / "images" / f"{image_id}{source.suffix.lower()}"
+    image = _view_image_path(dataset_dir, record)
     try:
         image.symlink_to(source)
     except OSError:  # e.g. Windows without symlink rights
@@ -475,6 +564,12 @@ def _write_image(
     )
     (dataset_dir / "labels" / f"{image_id}.txt").write_text(rows, encoding="utf-8")
     return image
+
+
+def _view_image_path(dataset_dir: Path, record: Mapping[str, Any]) -> Path:
+    """Where the YOLO view links an image (ultralytics' `im_file` for it)."""
+    suffix = Path(record["file"]).resolve().suffix.lower()
+    return Path(dataset_dir).resolve() / "images" / f"{record['image_id']}{suffix}"
 
 
 def _label_row(box: Mapping[str, Any], width: int, height: int) -> str:
@@ -718,3 +813,266 @@ def _check_classes(detector: LoadedDetector, classes: Sequence[str]) -> None:
             f"The detector has {len(detector.class_names)} classes {detector.class_names}, "
             f"the dataset {len(classes)} {list(classes)}"
         )
+
+
+# --------------------------------------------------------------------------------------------------
+# Semi-supervised variants (the look-up table's detectors)
+# --------------------------------------------------------------------------------------------------
+
+
+def train_semi_supervised(
+    records: Records,
+    annotations: Annotations,
+    classes: Sequence[str],
+    labelled_ids: Sequence[str],
+    unlabelled_ids: Sequence[str],
+    val_ids: Sequence[str],
+    config: DetectorConfig,
+    run_dir: Path,
+    initial_weights: Weights,
+    semi: SemiSupervisedConfig,
+    progress: bool = True,
+) -> tuple[bytes, dict[str, float]]:
+    """Fine-tune `initial_weights` (the cycle's detector D_t) on `L_S + w(t) * L_U`; return the
+    checkpoint (`semi.checkpoint`: last or best epoch) and info.
+
+    L_S is ultralytics' detection loss on the `labelled_ids` images against their `annotations`;
+    L_U the same loss on the `unlabelled_ids` images against D_t's detections scoring at least
+    `semi.pseudo_label_conf`, predicted once before training. Both kinds of image share the train
+    list, the batches and ultralytics' augmentation; mosaic, mixup and cutmix combine only images
+    of the same kind, so each image is either labelled or pseudo-labelled. `w(t)` follows
+    `semi.weight_at(epoch)`. With no `unlabelled_ids` this is the reference variant: the same
+    trainer, seed and schedule on the labelled images alone.
+
+    `annotations` is read only for `labelled_ids` and `val_ids` (it may lack the unlabelled images:
+    their labels are never looked up). Top-level and with plain arguments, so it runs in
+    `ProcessPoolExecutor` workers (spawn context too). Info: train_detector's keys plus
+    `num_labelled`, `num_unlabelled`, `num_pseudo_boxes`, `final_unsup_weight` and the running
+    means of L_U's parts as `train/u_box_loss`, ... (0 for batches without unlabelled images).
+    """
+    labelled_ids, unlabelled_ids, val_ids = list(labelled_ids), list(unlabelled_ids), list(val_ids)
+    _check_disjoint(labelled_ids, unlabelled_ids, val_ids)
+    run_dir = Path(run_dir).resolve()
+    pseudo: dict[str, list[dict[str, Any]]] = {}
+    if unlabelled_ids:
+        teacher = _resolve(initial_weights, config)
+        _check_classes(teacher, classes)
+        pseudo = predict(
+            teacher, records, unlabelled_ids, config, conf=semi.pseudo_label_conf,
+            progress=progress,
+        )
+    # Only the labelled and validation images' labels are looked up.
+    view_annotations = {
+        image_id: list(annotations.get(image_id, [])) for image_id in [*labelled_ids, *val_ids]
+    }
+    view_annotations.update(pseudo)
+    by_id = _index_records(records)
+    pseudo_files = frozenset(
+        os.path.normpath(_view_image_path(run_dir / "dataset", by_id[image_id]))
+        for image_id in unlabelled_ids
+    )
+    trainer_cls = partial(SemiSupervisedDetectionTrainer, pseudo_files=pseudo_files, semi=semi)
+    weights, info = _train(
+        records, view_annotations, classes, [*labelled_ids, *unlabelled_ids], val_ids, config,
+        run_dir, initial_weights, progress, trainer_cls, keep=semi.checkpoint,
+    )
+    info.update(
+        num_labelled=len(labelled_ids),
+        num_unlabelled=len(unlabelled_ids),
+        num_pseudo_boxes=sum(len(boxes) for boxes in pseudo.values()),
+        final_unsup_weight=semi.weight_at(info["epochs"] - 1),
+    )
+    return weights, info
+
+
+def _check_disjoint(labelled: list[str], unlabelled: list[str], val: list[str]) -> None:
+    for name, ids in (("labelled", labelled), ("unlabelled", unlabelled)):
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"The {name} image ids repeat")
+    for name, other in (("labelled", labelled), ("val", val)):
+        shared = sorted(set(unlabelled) & set(other))
+        if shared:
+            raise ValueError(
+                f"{len(shared)} unlabelled image ids are also {name} ids, e.g. {shared[:3]}"
+            )
+
+
+class SemiSupervisedLoss:
+    """A detection criterion `(preds, batch) -> (loss, items)` split into `L_S + weight * L_U`.
+
+    An image of the batch is pseudo-labelled when its `im_file` is in `pseudo_files` (normalised
+    paths). The wrapped criterion (ultralytics' v8DetectionLoss) runs once per kind on that kind's
+    sub-batch: the predictions sliced on the image axis and the labels masked, with `batch_idx`
+    renumbered. It normalises by the sub-batch's own target-score sum and returns its loss times
+    the sub-batch size, so each part keeps the per-image scale of the full-batch loss and
+    `L_S + 1 * L_U` is close to the plain loss over the whole batch. A batch without pseudo-labelled
+    images goes to the criterion unchanged (the reference variant trains exactly as ultralytics).
+
+    Items: the criterion's (L_S parts, e.g. `box_loss`) followed by the same names prefixed `u_`
+    (L_U parts); a part whose kind is absent from the batch reads 0.
+    """
+
+    def __init__(self, criterion: Callable, pseudo_files: Iterable[str], weight: float = 0.0):
+        self.criterion = criterion
+        self.pseudo_files = frozenset(os.path.normpath(f) for f in pseudo_files)
+        self.weight = float(weight)
+
+    def __call__(self, preds: Any, batch: dict[str, Any]) -> tuple[torch.Tensor, dict]:
+        device = batch["img"].device
+        pseudo = torch.tensor(
+            [os.path.normpath(f) in self.pseudo_files for f in batch["im_file"]],
+            dtype=torch.bool, device=device,
+        )
+        if not pseudo.any():
+            loss, items = self.criterion(preds, batch)
+            return loss, {**items, **{f"u_{k}": torch.zeros_like(v) for k, v in items.items()}}
+        unsupervised, unsup_items = self.criterion(
+            _take(preds, pseudo.nonzero().view(-1)), _sub_batch(batch, pseudo)
+        )
+        if pseudo.all():
+            supervised = torch.zeros_like(unsupervised)
+            sup_items = {k: torch.zeros_like(v) for k, v in unsup_items.items()}
+        else:
+            labelled = ~pseudo
+            supervised, sup_items = self.criterion(
+                _take(preds, labelled.nonzero().view(-1)), _sub_batch(batch, labelled)
+            )
+        loss = supervised + self.weight * unsupervised
+        return loss, {**sup_items, **{f"u_{k}": v for k, v in unsup_items.items()}}
+
+    def __getattr__(self, name: str) -> Any:
+        # e.g. `update`, which the trainer calls once an epoch where the criterion has it.
+        if name == "criterion":  # not set yet (e.g. while unpickling)
+            raise AttributeError(name)
+        return getattr(self.criterion, name)
+
+
+def _take(preds: Any, index: torch.Tensor) -> Any:
+    """The predictions of the images `index` (the batch axis leads every tensor of the head)."""
+    if isinstance(preds, torch.Tensor):
+        return preds.index_select(0, index.to(preds.device))
+    if isinstance(preds, dict):
+        return {key: _take(value, index) for key, value in preds.items()}
+    if isinstance(preds, (list, tuple)):
+        return type(preds)(_take(value, index) for value in preds)
+    return preds
+
+
+def _sub_batch(batch: Mapping[str, Any], keep: torch.Tensor) -> dict[str, Any]:
+    """The images `keep` (bool per image) of a collated detection batch, labels renumbered."""
+    batch_idx = batch["batch_idx"].view(-1)
+    image_of_label = batch_idx.long().to(keep.device)
+    kept_labels = keep[image_of_label]
+    new_index = torch.cumsum(keep.long(), 0) - 1
+    sub: dict[str, Any] = {
+        "batch_idx": new_index[image_of_label[kept_labels]].to(batch_idx),
+        "cls": batch["cls"][kept_labels.to(batch["cls"].device)],
+        "bboxes": batch["bboxes"][kept_labels.to(batch["bboxes"].device)],
+        "img": batch["img"][keep.to(batch["img"].device)],
+    }
+    flags = keep.tolist()
+    for key, value in batch.items():  # per-image lists: im_file, ori_shape, ...
+        if key not in sub and isinstance(value, (list, tuple)) and len(value) == len(flags):
+            sub[key] = [item for item, kept in zip(value, flags) if kept]
+    return sub
+
+
+class SemiSupervisedDetectionTrainer(ProjectDetectionTrainer):
+    """ProjectDetectionTrainer minimising `L_S + w(t) * L_U` (see `SemiSupervisedLoss`).
+
+    Through ultralytics' hooks: `on_train_start` puts a `SemiSupervisedLoss` around the model's own
+    criterion (`model.criterion`, which `DetectionModel.loss` uses when set), `on_train_epoch_start`
+    sets its weight to `semi.weight_at(epoch)`, and `build_dataset` confines the train set's mixing
+    augmentations to one kind of image. The model stays a plain DetectionModel: the EMA copy that
+    ultralytics checkpoints is taken before the criterion is set and is saved without a criterion,
+    and validation computes the plain loss.
+    """
+
+    def __init__(
+        self,
+        cfg: Any = DEFAULT_CFG,
+        overrides: dict | None = None,
+        _callbacks: dict | None = None,
+        *,
+        pseudo_files: Iterable[str] = (),
+        semi: SemiSupervisedConfig = SemiSupervisedConfig(),
+    ):
+        super().__init__(cfg, overrides, _callbacks)
+        self.pseudo_files = frozenset(os.path.normpath(f) for f in pseudo_files)
+        self.semi = semi
+        self.semi_loss: SemiSupervisedLoss | None = None
+        self.add_callback("on_train_start", self._install_loss)
+        self.add_callback("on_train_epoch_start", self._update_weight)
+
+    def _install_loss(self, trainer: DetectionTrainer) -> None:
+        model = unwrap_model(self.model)
+        self.semi_loss = SemiSupervisedLoss(model.init_criterion(), self.pseudo_files)
+        model.criterion = self.semi_loss
+
+    def _update_weight(self, trainer: DetectionTrainer) -> None:
+        if self.semi_loss is not None:
+            self.semi_loss.weight = self.semi.weight_at(self.epoch)
+
+    def build_dataset(self, img_path: str, mode: str = "train", batch: int | None = None):
+        dataset = super().build_dataset(img_path, mode, batch)
+        if mode == "train" and self.pseudo_files:
+            _confine_mixing(dataset, self.pseudo_files)
+        return dataset
+
+
+def _confine_mixing(dataset: Any, pseudo_files: frozenset[str]) -> None:
+    """Make the dataset's mixing augmentations combine only labelled or only pseudo-labelled images.
+
+    Mosaic, MixUp and CutMix draw their partner images from the whole train list; a mosaic of both
+    kinds would put pseudo-labels into L_S (or real labels into L_U) under one `im_file`.
+    """
+    files = [os.path.normpath(label["im_file"]) for label in dataset.labels]
+    kind_of_file = {file: file in pseudo_files for file in files}
+    pools = {
+        kind: [index for index, file in enumerate(files) if kind_of_file[file] == kind]
+        for kind in set(kind_of_file.values())
+    }
+    for transform in _mix_transforms(dataset.transforms, set()):
+        _SameKindPartners(transform, kind_of_file, pools)
+
+
+def _mix_transforms(transform: Any, seen: set[int]) -> Iterator[BaseMixTransform]:
+    if transform is None or id(transform) in seen:
+        return
+    seen.add(id(transform))
+    if isinstance(transform, BaseMixTransform):
+        yield transform
+        yield from _mix_transforms(transform.pre_transform, seen)
+    elif isinstance(transform, Compose):
+        for inner in transform.transforms:
+            yield from _mix_transforms(inner, seen)
+
+
+class _SameKindPartners:
+    """Replaces a mix transform's partner sampling (`get_indexes`) by one within the kind of the
+    image being augmented (read from the labels its `get_params` receives)."""
+
+    def __init__(
+        self,
+        transform: BaseMixTransform,
+        kind_of_file: Mapping[str, bool],
+        pools: Mapping[bool, list[int]],
+    ):
+        self.kind_of_file = kind_of_file
+        self.pools = pools
+        self.kind: bool | None = None
+        self.unconfined_get_params = transform.get_params
+        self.unconfined_get_indexes = transform.get_indexes
+        transform.get_params = self.get_params
+        transform.get_indexes = self.get_indexes
+
+    def get_params(self, labels: dict[str, Any]) -> dict[str, Any]:
+        self.kind = self.kind_of_file[os.path.normpath(labels["im_file"])]
+        return self.unconfined_get_params(labels)
+
+    def get_indexes(self) -> int | list[int]:
+        drawn = self.unconfined_get_indexes()  # the transform's own number of partners
+        pool = self.pools[self.kind]
+        if isinstance(drawn, int):
+            return random.choice(pool)
+        return [random.choice(pool) for _ in drawn]
