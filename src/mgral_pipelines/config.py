@@ -48,3 +48,41 @@ class ALParams(_Strict):
     seed: int = Field(0, description="seed of the strategy's randomness")
     from_cycle: int | None = Field(None, description="continue from this cycle (default: latest)")
     strategy_options: dict[str, Any] = Field(default_factory=dict)
+    pool_detection_conf: float = Field(
+        0.05, gt=0, lt=1, description="confidence threshold of the pool predictions strategies see"
+    )
+
+
+class EmbeddingParams(_Strict):
+    """Image embeddings of the cycle's detector (`embedding` in parameters_embedding.yml)."""
+
+    batch_size: int = Field(32, ge=1, description="images per forward pass")
+    pca_components: int | None = Field(
+        32, ge=1, description="PCA dimension fitted per cycle on pool + labelled; null = raw features"
+    )
+
+
+class LUTParams(_Strict):
+    """LUT of semi-supervised detector variants (`lut` in parameters_lut.yml)."""
+
+    num_batches: int = Field(6, ge=1, description="K candidate batches (one variant each)")
+    batch_size: int = Field(20, ge=1, description="images per candidate batch; the agent's batch")
+    epochs: int = Field(4, ge=1, description="fine-tuning epochs of every variant and the reference")
+    metric: Literal["map50_95", "map50"] = Field("map50_95", description="mAP on V used for ΔmAP")
+    seed: int = Field(0, description="seeds the candidate batches (with the cycle number)")
+    workers: int = Field(1, ge=1, description="> 1 trains variants in parallel processes")
+    torch_threads: int | None = Field(None, ge=1, description="torch threads per worker")
+    semi_supervised: dict[str, Any] = Field(
+        default_factory=dict, description="SemiSupervisedConfig fields (detector.py)"
+    )
+
+
+class AgentParams(_Strict):
+    """The MGRAL policy and its lookup reward (`agent` in parameters_agent.yml).
+
+    `policy` holds AgentConfig fields (mgral/agent.py) except `batch_size`, which is always the
+    LUT's batch size so rewards compare like with like; `lookup` holds LookupConfig fields.
+    """
+
+    policy: dict[str, Any] = Field(default_factory=dict)
+    lookup: dict[str, Any] = Field(default_factory=dict)

@@ -6,16 +6,20 @@ mid-write never leaves a truncated checkpoint or a half-written state: the old f
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from kedro.io import AbstractDataset, DatasetError
+from kedro_datasets.partitions import PartitionedDataset
 
 _CYCLE_FILE = re.compile(r"^cycle_(\d+)\.json$")
 
@@ -29,6 +33,7 @@ def write_atomically(path: Path, data: bytes) -> None:
             tmp.write(data)
             tmp.flush()
             os.fsync(tmp.fileno())
+        os.chmod(tmp_name, 0o644)  # mkstemp creates 0600; outputs are ordinary shared files
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
@@ -131,3 +136,58 @@ class ALStateDataset(AbstractDataset[dict[str, Any], dict[int, dict[str, Any]]])
 
     def _describe(self) -> dict[str, Any]:
         return {"path": str(self._path)}
+
+
+class EmbeddingsDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
+    """Image embeddings keyed by image id: `{"image_ids": [...], "vectors": (n, d) array}` in .npz."""
+
+    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
+        self._filepath = Path(filepath)
+        self.metadata = metadata
+
+    def load(self) -> dict[str, Any]:
+        if not self._filepath.is_file():
+            raise DatasetError(f"{self._filepath}: file does not exist")
+        with np.load(self._filepath, allow_pickle=False) as archive:
+            return {"image_ids": archive["image_ids"].tolist(), "vectors": archive["vectors"]}
+
+    def save(self, data: dict[str, Any]) -> None:
+        vectors = np.asarray(data["vectors"])
+        if len(data["image_ids"]) != len(vectors):
+            raise DatasetError(
+                f"{self._filepath}: {len(data['image_ids'])} ids for {len(vectors)} vectors"
+            )
+        buffer = io.BytesIO()
+        np.savez(buffer, image_ids=np.asarray(data["image_ids"], dtype=str), vectors=vectors)
+        write_atomically(self._filepath, buffer.getvalue())
+
+    def _exists(self) -> bool:
+        return self._filepath.is_file()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath)}
+
+
+class CyclePartitionsDataset(PartitionedDataset):
+    """One file per cycle (`cycle_<t><suffix>`); loads `{}` when no cycle has been written yet.
+
+    Kedro's PartitionedDataset refuses to load an empty folder. Here an empty folder is a normal
+    state (e.g. no policy was trained because the strategy is not `mgral`), and the node that needs
+    a missing cycle says which pipeline to run (see `pipelines.common.for_cycle`).
+    """
+
+    def save(self, data: dict[str, Any]) -> None:
+        # The folder always exists after a save, so kedro-mlflow can log it even when a skipped
+        # step saved nothing.
+        Path(self._path).mkdir(parents=True, exist_ok=True)
+        super().save(data)
+
+    def load(self) -> dict[str, Callable[[], Any]]:
+        if not Path(self._path).is_dir():
+            return {}
+        try:
+            return super().load()
+        except DatasetError as error:
+            if "No partitions found" in str(error):
+                return {}
+            raise

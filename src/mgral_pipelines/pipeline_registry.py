@@ -8,5 +8,7 @@ from kedro.pipeline import Pipeline
 
 def register_pipelines() -> dict[str, Pipeline]:
     pipelines = find_pipelines(raise_errors=True)
-    pipelines["__default__"] = pipelines["al_cycle"]
+    # Kedro 1.x may load only the requested pipelines; `kedro run` alone means one AL cycle.
+    if "al_cycle" in pipelines:
+        pipelines["__default__"] = pipelines["al_cycle"]
     return pipelines

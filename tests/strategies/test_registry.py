@@ -15,7 +15,13 @@ from mgral_pipelines.strategies import (
     get_strategy,
     register_strategy,
 )
+from mgral_pipelines.mgral.agent import AgentConfig, SelectionPolicy, policy_to_bytes
 from tests.strategies import detection
+
+
+def untrained_policy(dim: int) -> bytes:
+    config = AgentConfig(hidden_size=8, sequence_length=4)
+    return policy_to_bytes(SelectionPolicy(dim, hidden_size=8), config)
 
 
 def full_view(pool_size: int = 8) -> PoolView:
@@ -33,11 +39,12 @@ def full_view(pool_size: int = 8) -> PoolView:
             for i, image_id in enumerate(pool)
         },
         labelled_class_counts=np.array([5.0, 1.0, 0.0]),
+        policy=untrained_policy(4),
     )
 
 
 def test_registry_holds_the_baselines_under_the_shared_interface() -> None:
-    assert set(STRATEGIES) == {"random", "entropy", "coreset", "ppal"}
+    assert set(STRATEGIES) == {"random", "entropy", "coreset", "ppal", "mgral"}
     for name, strategy in STRATEGIES.items():
         assert isinstance(strategy, Strategy)
         assert strategy.name == name
@@ -53,9 +60,9 @@ def test_every_strategy_returns_a_valid_reproducible_selection(name: str) -> Non
 
 
 def test_unknown_strategy_lists_the_valid_names() -> None:
-    valid = "coreset, entropy, ppal, random"
-    with pytest.raises(ValueError, match=f"unknown strategy 'mgral'.*{valid}"):
-        get_strategy("mgral")
+    valid = "coreset, entropy, mgral, ppal, random"
+    with pytest.raises(ValueError, match=f"unknown strategy 'mgrl'.*{valid}"):
+        get_strategy("mgrl")
 
 
 def test_overrides_build_a_new_instance_and_leave_the_default() -> None:

@@ -17,10 +17,11 @@ The reward function is a plain callable, so this module does not depend on how r
 
 from __future__ import annotations
 
+import io
 import math
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -225,3 +226,20 @@ def select_top(scores: np.ndarray, ids: list[str], budget: int) -> list[tuple[st
         raise ValueError("scores contain NaN")
     order = np.argsort(-scores, kind="stable")[:budget]
     return [(ids[i], float(scores[i])) for i in order]
+
+
+def policy_to_bytes(policy: SelectionPolicy, config: AgentConfig) -> bytes:
+    """The policy's weights with what is needed to rebuild it (a plain torch.save payload)."""
+    buffer = io.BytesIO()
+    torch.save({"state_dict": policy.state_dict(), "embedding_dim": policy.feature_mean.numel(),
+                "config": asdict(config)}, buffer)
+    return buffer.getvalue()
+
+
+def policy_from_bytes(payload: bytes) -> tuple[SelectionPolicy, AgentConfig]:
+    saved = torch.load(io.BytesIO(payload), weights_only=True)
+    config = AgentConfig(**saved["config"])
+    policy = SelectionPolicy(saved["embedding_dim"], config.hidden_size, config.num_layers,
+                             config.bidirectional)
+    policy.load_state_dict(saved["state_dict"])
+    return policy.eval(), config

@@ -23,6 +23,7 @@ from mgral_pipelines.strategies.base import (
 )
 from mgral_pipelines.strategies.coreset import CoresetConfig, CoresetStrategy
 from mgral_pipelines.strategies.entropy import EntropyConfig, EntropyStrategy
+from mgral_pipelines.strategies.mgral import MGRALConfig, MGRALStrategy
 from mgral_pipelines.strategies.ppal import PPALConfig, PPALStrategy
 from mgral_pipelines.strategies.random import RandomConfig, RandomStrategy
 
@@ -34,6 +35,8 @@ __all__ = [
     "Detection",
     "EntropyConfig",
     "EntropyStrategy",
+    "MGRALConfig",
+    "MGRALStrategy",
     "PPALConfig",
     "PPALStrategy",
     "PoolView",
@@ -82,5 +85,7 @@ def get_strategy(name: str, **overrides: Any) -> Strategy:
     return type(default)(replace(config, **overrides))  # type: ignore[call-arg]
 
 
-for _default in (RandomStrategy(), EntropyStrategy(), CoresetStrategy(), PPALStrategy()):
+for _default in (
+    RandomStrategy(), EntropyStrategy(), CoresetStrategy(), PPALStrategy(), MGRALStrategy()
+):
     register_strategy(_default)

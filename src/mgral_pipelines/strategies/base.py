@@ -10,7 +10,7 @@ pool ids. The pool's oracle labels are not part of the view, so no strategy can 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -21,7 +21,7 @@ import numpy as np
 Detection = dict[str, Any]
 
 # PoolView fields a strategy may declare in `needs`; the cycle computes only the ones asked for.
-OPTIONAL_INPUTS = frozenset({"embeddings", "detections"})
+OPTIONAL_INPUTS = frozenset({"embeddings", "detections", "policy"})
 
 
 @dataclass(frozen=True)
@@ -40,8 +40,10 @@ class PoolView:
     """pool image_id -> the current detector's predictions (an empty list: nothing detected)."""
     labelled_class_counts: np.ndarray | None = None
     """(num_classes,) object counts in the labelled set: labels the learner owns, so allowed."""
+    policy: bytes | None = None
+    """MGRAL's policy trained this cycle (serialised by `mgral.agent.policy_to_bytes`)."""
     extras: dict[str, Any] = field(default_factory=dict)
-    """Strategy-specific artefacts of the cycle (e.g. MGRAL's trained policy)."""
+    """Other strategy-specific artefacts of the cycle."""
 
     def __post_init__(self) -> None:
         if self.num_classes < 1:
@@ -106,6 +108,8 @@ def check_budget(view: PoolView, budget: int, strategy: Strategy | None = None) 
         provided = getattr(view, name)
         if provided is None:
             raise ValueError(f"strategy {strategy.name!r} needs PoolView.{name}, which is None")
+        if not isinstance(provided, Mapping):
+            continue
         missing = [image_id for image_id in view.pool_ids if image_id not in provided]
         if missing:
             raise ValueError(

@@ -4,14 +4,19 @@ from kedro.pipeline import Node, Pipeline
 
 from mgral_pipelines.pipelines.common import current_state_node
 
-from .nodes import select_query
+from .nodes import predict_pool, select_query
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             current_state_node,
-            Node(select_query, ["state", "image_index", "params:al"], ["queries", "query_metrics"],
-                 name="select_query"),
+            Node(predict_pool,
+                 ["detector_checkpoints", "state", "image_index", "params:detector", "params:al"],
+                 "pool_detections", name="predict_pool"),
+            Node(select_query,
+                 ["state", "image_index", "embeddings", "pool_detections", "agent_policies",
+                  "params:al"],
+                 ["queries", "query_metrics"], name="select_query"),
         ]
     )

@@ -1,0 +1,254 @@
+"""Importers for users' datasets: YOLO `data.yaml`, Pascal VOC folders and COCO JSON.
+
+Each returns the canonical manifest (see `manifest.py`) and validates every record as it reads it,
+raising `InvalidDatasetError` with the offending file and the problem. Importers only read: a bad
+dataset never leaves anything half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ElementTree
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mgral_pipelines.data.manifest import (
+    InvalidDatasetError,
+    Manifest,
+    check_box,
+    check_image_file,
+    validate_manifest,
+)
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+VOC_CLASSES = [
+    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
+    "tvmonitor",
+]
+
+
+def import_dataset(source: str, path: str | Path, classes: list[str] | None = None) -> Manifest:
+    """Dispatch on `source` (yolo | voc | coco)."""
+    loaders: dict[str, Callable[..., Manifest]] = {
+        "yolo": load_yolo_dataset, "voc": load_voc_dataset, "coco": load_coco_dataset,
+    }
+    if source not in loaders:
+        raise InvalidDatasetError(
+            f"unknown dataset source '{source}'; valid sources: {', '.join(sorted(loaders))}"
+        )
+    path = Path(path)
+    if not path.exists():
+        raise InvalidDatasetError(f"{path}: dataset path does not exist")
+    return loaders[source](path, classes)
+
+
+def _manifest(source: str, root: Path, classes: list[str], images: list[dict[str, Any]],
+              annotations: dict[str, list[dict[str, Any]]]) -> Manifest:
+    seen: dict[str, str] = {}
+    for record in images:
+        if record["image_id"] in seen:
+            raise InvalidDatasetError(
+                f"{record['file']}: duplicate image id '{record['image_id']}' "
+                f"(also used by {seen[record['image_id']]})"
+            )
+        seen[record["image_id"]] = record["file"]
+    manifest = {
+        "source": source, "root": str(root), "classes": list(classes),
+        "images": sorted(images, key=lambda r: r["image_id"]), "annotations": annotations,
+    }
+    return validate_manifest(manifest, check_files=False)
+
+
+def _image_record(image_id: str, path: Path) -> dict[str, Any]:
+    width, height = check_image_file(path)
+    return {"image_id": image_id, "file": str(path), "width": width, "height": height}
+
+
+# --- YOLO ------------------------------------------------------------------------------------------
+
+def load_yolo_dataset(data_yaml: Path, classes: list[str] | None = None) -> Manifest:
+    """A YOLO `data.yaml`: every split's images, labels found by ultralytics' images->labels rule."""
+    data_yaml = Path(data_yaml)
+    if not data_yaml.is_file():
+        raise InvalidDatasetError(f"{data_yaml}: data.yaml does not exist")
+    try:
+        config = yaml.safe_load(data_yaml.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise InvalidDatasetError(f"{data_yaml}: not valid YAML ({error})") from error
+    names = config.get("names")
+    if isinstance(names, dict):
+        names = [names[key] for key in sorted(names)]
+    if not names:
+        raise InvalidDatasetError(f"{data_yaml}: no class `names`")
+    _check_class_order(data_yaml, names, classes)
+    root = data_yaml.parent / config.get("path", ".") if not Path(config.get("path", ".")).is_absolute() \
+        else Path(config["path"])
+    images, annotations = [], {}
+    for image_path in _yolo_image_paths(data_yaml, root, config):
+        record = _image_record(image_path.stem, image_path)
+        images.append(record)
+        annotations[record["image_id"]] = _yolo_labels(image_path, record, len(names))
+    return _manifest("yolo", data_yaml, names, images, annotations)
+
+
+def _yolo_image_paths(data_yaml: Path, root: Path, config: dict[str, Any]) -> list[Path]:
+    entries: list[str] = []
+    for split in ("train", "val", "test"):
+        value = config.get(split)
+        entries += value if isinstance(value, list) else [value] if value else []
+    paths: list[Path] = []
+    for entry in entries:
+        location = root / entry
+        if location.is_dir():
+            paths += sorted(p for p in location.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        elif location.is_file() and location.suffix == ".txt":
+            lines = [line.strip() for line in location.read_text().splitlines() if line.strip()]
+            paths += [(root / line) if not Path(line).is_absolute() else Path(line) for line in lines]
+        elif location.suffix.lower() in IMAGE_SUFFIXES:
+            paths.append(location)
+        else:
+            raise InvalidDatasetError(f"{data_yaml}: split entry '{entry}' ({location}) not found")
+    return list(dict.fromkeys(paths))  # a file listed by two splits is one image
+
+
+def _yolo_label_path(image_path: Path) -> Path:
+    parts = list(image_path.parts)
+    index = len(parts) - 1 - parts[::-1].index("images") if "images" in parts else None
+    if index is None:
+        return image_path.with_suffix(".txt")
+    parts[index] = "labels"
+    return Path(*parts).with_suffix(".txt")
+
+
+def _yolo_labels(image_path: Path, record: dict[str, Any], num_classes: int) -> list[dict[str, Any]]:
+    label_path = _yolo_label_path(image_path)
+    if not label_path.is_file():
+        return []  # ultralytics' convention: no label file = no objects
+    width, height = record["width"], record["height"]
+    boxes = []
+    for number, line in enumerate(label_path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{label_path}:{number}"
+        fields = line.split()
+        try:
+            class_id, cx, cy, w, h = int(fields[0]), *map(float, fields[1:5])
+            if len(fields) != 5:
+                raise ValueError
+        except (ValueError, IndexError) as error:
+            raise InvalidDatasetError(
+                f"{where}: cannot parse label line '{line}' (expected 'class cx cy w h')"
+            ) from error
+        if not 0 <= class_id < num_classes:
+            raise InvalidDatasetError(f"{where}: unknown class id {class_id} ({num_classes} classes)")
+        bbox = [(cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width,
+                (cy + h / 2) * height]
+        check_box(bbox, width, height, where)
+        boxes.append({"class_id": class_id, "bbox": bbox})
+    return boxes
+
+
+# --- Pascal VOC ------------------------------------------------------------------------------------
+
+def load_voc_dataset(voc_root: Path, classes: list[str] | None = None) -> Manifest:
+    """A VOCdevkit-style folder: `Annotations/*.xml` describing images in `JPEGImages/`."""
+    voc_root = Path(voc_root)
+    names = list(classes) if classes else VOC_CLASSES
+    annotation_dir, image_dir = voc_root / "Annotations", voc_root / "JPEGImages"
+    for folder in (annotation_dir, image_dir):
+        if not folder.is_dir():
+            raise InvalidDatasetError(f"{folder}: missing VOC folder")
+    images, annotations = [], {}
+    for xml_path in sorted(annotation_dir.glob("*.xml")):
+        record, boxes = _voc_record(xml_path, image_dir, names)
+        images.append(record)
+        annotations[record["image_id"]] = boxes
+    return _manifest("voc", voc_root, names, images, annotations)
+
+
+def _voc_record(xml_path: Path, image_dir: Path, names: list[str]) -> tuple[dict, list[dict]]:
+    try:
+        root = ElementTree.parse(xml_path).getroot()
+    except ElementTree.ParseError as error:
+        raise InvalidDatasetError(f"{xml_path}: unparsable XML ({error})") from error
+    filename = root.findtext("filename") or f"{xml_path.stem}.jpg"
+    record = _image_record(Path(filename).stem, image_dir / filename)
+    size = root.find("size")
+    if size is not None and size.findtext("width") and size.findtext("height"):
+        declared = (int(float(size.findtext("width"))), int(float(size.findtext("height"))))
+        if declared != (record["width"], record["height"]):
+            raise InvalidDatasetError(
+                f"{xml_path}: size {declared} does not match the image's "
+                f"{(record['width'], record['height'])}"
+            )
+    boxes = []
+    for obj in root.iter("object"):
+        name = (obj.findtext("name") or "").strip()
+        if name not in names:
+            raise InvalidDatasetError(f"{xml_path}: unknown class '{name}'")
+        bndbox = obj.find("bndbox")
+        try:
+            # VOC pixel indices are 1-based and inclusive.
+            bbox = [float(bndbox.findtext(key)) for key in ("xmin", "ymin", "xmax", "ymax")]
+        except (AttributeError, TypeError, ValueError) as error:
+            raise InvalidDatasetError(f"{xml_path}: object '{name}' has no valid bndbox") from error
+        bbox = [bbox[0] - 1, bbox[1] - 1, bbox[2], bbox[3]]
+        check_box(bbox, record["width"], record["height"], str(xml_path))
+        box = {"class_id": names.index(name), "bbox": bbox}
+        if obj.findtext("difficult", "0").strip() == "1":
+            box["difficult"] = True
+        boxes.append(box)
+    return record, boxes
+
+
+# --- COCO ------------------------------------------------------------------------------------------
+
+def load_coco_dataset(json_path: Path, classes: list[str] | None = None) -> Manifest:
+    """A COCO detection JSON; images next to it or in an `images/` folder beside it."""
+    json_path = Path(json_path)
+    try:
+        coco = json.loads(json_path.read_text())
+    except json.JSONDecodeError as error:
+        raise InvalidDatasetError(f"{json_path}: unparsable JSON ({error})") from error
+    for key in ("images", "categories"):
+        if not isinstance(coco.get(key), list):
+            raise InvalidDatasetError(f"{json_path}: missing '{key}' list")
+    categories = sorted(coco["categories"], key=lambda c: c["id"])
+    names = [c["name"] for c in categories]
+    _check_class_order(json_path, names, classes)
+    class_of = {c["id"]: index for index, c in enumerate(categories)}
+    images, by_coco_id = [], {}
+    for entry in coco["images"]:
+        if entry["id"] in by_coco_id:
+            raise InvalidDatasetError(f"{json_path}: duplicate image id '{entry['id']}'")
+        path = json_path.parent / entry["file_name"]
+        if not path.exists() and (json_path.parent / "images" / entry["file_name"]).exists():
+            path = json_path.parent / "images" / entry["file_name"]
+        record = _image_record(str(entry["id"]), path)
+        by_coco_id[entry["id"]] = record
+        images.append(record)
+    annotations: dict[str, list[dict[str, Any]]] = {record["image_id"]: [] for record in images}
+    for ann in coco.get("annotations", []):
+        record = by_coco_id.get(ann.get("image_id"))
+        if record is None:
+            raise InvalidDatasetError(
+                f"{json_path}: annotation {ann.get('id')} refers to unknown image id {ann.get('image_id')}"
+            )
+        if ann.get("category_id") not in class_of:
+            raise InvalidDatasetError(
+                f"{json_path}: annotation {ann.get('id')} has unknown category_id {ann.get('category_id')}"
+            )
+        x, y, w, h = ann["bbox"]
+        bbox = [x, y, x + w, y + h]
+        check_box(bbox, record["width"], record["height"], f"{json_path} (annotation {ann.get('id')})")
+        annotations[record["image_id"]].append({"class_id": class_of[ann["category_id"]], "bbox": bbox})
+    return _manifest("coco", json_path, names, images, annotations)
+
+
+def _check_class_order(source: Path, names: list[str], classes: list[str] | None) -> None:
+    if classes is not None and list(classes) != list(names):
+        raise InvalidDatasetError(f"{source}: classes {names} differ from dataset.classes {classes}")

@@ -1,0 +1,95 @@
+"""LUT construction: ΔmAP of semi-supervised detector variants, one per candidate batch.
+
+For each candidate batch S_k sampled from the pool, a variant of the cycle's detector D_t is
+fine-tuned on L_t (labels) plus S_k (pseudo-labels only, never oracle labels) with the loss
+L_S + w(t)·L_U. A reference variant is fine-tuned on L_t alone with the same schedule and seed.
+ΔmAP_k = mAP_V(variant_k) - mAP_V(reference). Variants are independent, so with `workers > 1`
+they train in parallel processes.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from mgral_pipelines import detector as adapter
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VariantJob:
+    """Everything one worker needs to train and score one variant (plain, picklable data)."""
+
+    name: str
+    unlabelled_ids: list[str]
+    records: list[dict[str, Any]]
+    annotations: dict[str, Any]   # labels of L_t and V only
+    classes: list[str]
+    labelled_ids: list[str]
+    val_ids: list[str]
+    config: adapter.DetectorConfig
+    semi: adapter.SemiSupervisedConfig
+    initial_weights: bytes
+    run_dir: str
+    torch_threads: int | None
+
+
+def sample_candidate_batches(
+    pool_ids: list[str], num_batches: int, batch_size: int, seed: int
+) -> list[list[str]]:
+    """K random batches of the pool, each without repeats (batches may share images)."""
+    if batch_size > len(pool_ids):
+        raise ValueError(f"LUT batch size {batch_size} exceeds the pool size {len(pool_ids)}")
+    rng = np.random.default_rng(seed)
+    return [sorted(rng.choice(pool_ids, batch_size, replace=False).tolist())
+            for _ in range(num_batches)]
+
+
+def train_variant(job: VariantJob) -> dict[str, Any]:
+    """Fine-tune one variant and return its mAP on V (runs in a worker process when parallel)."""
+    if job.torch_threads:
+        torch.set_num_threads(job.torch_threads)
+    checkpoint, info = adapter.train_semi_supervised(
+        records=job.records, annotations=job.annotations, classes=job.classes,
+        labelled_ids=job.labelled_ids, unlabelled_ids=job.unlabelled_ids, val_ids=job.val_ids,
+        config=job.config, run_dir=Path(job.run_dir), initial_weights=job.initial_weights,
+        semi=job.semi, progress=False,
+    )
+    metrics = adapter.evaluate_detector(
+        checkpoint, job.records, job.annotations, job.classes, job.val_ids, job.config,
+        progress=False,
+    )
+    return {
+        "name": job.name, "image_ids": job.unlabelled_ids,
+        "map50_95": metrics["map50_95"], "map50": metrics["map50"],
+        "train_time_s": info["train_time_s"], "num_pseudo_boxes": info.get("num_pseudo_boxes", 0),
+    }
+
+
+def train_variants(jobs: list[VariantJob], workers: int) -> list[dict[str, Any]]:
+    """Train every job, in `workers` spawned processes when > 1; results in job order."""
+    if workers <= 1:
+        return [train_variant(job) for job in tqdm(jobs, desc="lut variants", unit="variant")]
+    # spawn: a forked torch/ultralytics process can deadlock on inherited thread pools.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = [pool.submit(train_variant, job) for job in jobs]
+        return [future.result() for future in tqdm(futures, desc="lut variants", unit="variant")]
+
+
+def delta_map_table(results: list[dict[str, Any]], metric: str) -> dict[str, Any]:
+    """Split the reference from the candidates and attach ΔmAP_k to each candidate."""
+    reference = next(r for r in results if r["name"] == "reference")
+    entries = [
+        {**r, "delta_map": r[metric] - reference[metric]} for r in results if r["name"] != "reference"
+    ]
+    return {"reference": reference, "entries": entries, "metric": metric}

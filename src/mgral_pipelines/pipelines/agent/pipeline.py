@@ -1,0 +1,18 @@
+"""`agent`: train the MGRAL selection policy on the cycle's LUT."""
+
+from kedro.pipeline import Node, Pipeline
+
+from mgral_pipelines.pipelines.common import current_state_node
+
+from .nodes import train_agent
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            current_state_node,
+            Node(train_agent,
+                 ["lookup_tables", "embeddings", "state", "params:agent", "params:lut", "params:al"],
+                 ["agent_policies", "agent_metrics", "agent_reward_curve"], name="train_agent"),
+        ]
+    )

@@ -1,0 +1,21 @@
+"""`embedding`: image embeddings of the cycle's detector, keyed by image id."""
+
+from kedro.pipeline import Node, Pipeline
+
+from mgral_pipelines.pipelines.common import current_state_node
+
+from .nodes import embed_images, reduce_embeddings
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            current_state_node,
+            Node(embed_images,
+                 ["detector_checkpoints", "state", "image_index", "params:detector",
+                  "params:embedding"],
+                 ["raw_embeddings", "embedding_throughput_metrics"], name="embed_images"),
+            Node(reduce_embeddings, ["raw_embeddings", "state", "params:embedding"],
+                 ["embeddings", "embedding_metrics"], name="reduce_embeddings"),
+        ]
+    )

@@ -1,0 +1,5 @@
+"""The `lut` pipeline."""
+
+from .pipeline import create_pipeline
+
+__all__ = ["create_pipeline"]

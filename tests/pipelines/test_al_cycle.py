@@ -1,0 +1,51 @@
+"""A real al_cycle through Kedro on the tiny profile: prepare, train, evaluate, select, annotate."""
+
+import json
+
+import mlflow
+import pandas as pd
+
+from .conftest import run_pipeline
+
+
+def _states(root):
+    folder = root / "data" / "05_model_input" / "al_state"
+    return {int(p.stem.split("_")[1]): json.loads(p.read_text()) for p in folder.glob("cycle_*.json")}
+
+
+def test_al_cycle_on_a_fresh_project_prepares_then_advances(project):
+    run_pipeline(project, "al_cycle")
+
+    states = _states(project)
+    assert sorted(states) == [0, 1]
+    before, after = states[0], states[1]
+    query = pd.read_csv(project / "data/07_model_output/queries/cycle_0.csv", dtype={"image_id": str})
+    assert list(query.columns) == ["image_id", "file", "score"]
+    assert len(query) == 5 and query["image_id"].is_unique
+    assert set(query["image_id"]) <= set(before["pool_ids"])
+    assert after["labelled_ids"] == before["labelled_ids"] + query["image_id"].tolist()
+    assert set(after["pool_ids"]) == set(before["pool_ids"]) - set(query["image_id"])
+    oracle = json.loads((project / "data/03_primary/oracle_annotations.json").read_text())
+    for image_id in query["image_id"]:
+        assert after["labels"][image_id] == oracle.get(image_id, [])
+
+    report = json.loads((project / "data/08_reporting/detector/cycle_0.json").read_text())
+    assert 0.0 <= report["test"]["map50"] <= 1.0
+    assert (project / "data/06_models/detector/cycle_0.pt").stat().st_size > 1_000_000
+
+    # MLflow: a local SQLite store in the project with the cycle's metrics and the weights.
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["mgral"], output_format="list")
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.data.metrics["detector/test_map50"] == report["test"]["map50"]
+    assert run.data.params["al.strategy"] == "random"
+    artifacts = [a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "detector")]
+    assert "detector/detector_last.pt" in artifacts
+
+    # Running again continues from the latest state.
+    run_pipeline(project, "al_cycle")
+    states = _states(project)
+    assert sorted(states) == [0, 1, 2]
+    assert len(states[2]["labelled_ids"]) == len(states[1]["labelled_ids"]) + 5
+    assert states[2]["history"][-1]["cycle"] == 1
