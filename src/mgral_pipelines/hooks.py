@@ -26,7 +26,7 @@ class PrepareOnFirstRun:
     ) -> None:
         if "al_states" not in pipeline.inputs() or catalog.exists("al_states"):
             return
-        from kedro.framework.project import pipelines
+        from mgral_pipelines.pipelines.prepare import create_pipeline as prepare_pipeline
 
         logger.info("No AL state found: running the `prepare` pipeline first.")
-        SequentialRunner().run(pipelines["prepare"], catalog)
+        SequentialRunner().run(prepare_pipeline(), catalog)

@@ -1,0 +1,67 @@
+"""MGRAL end to end through Kedro on the tiny profile, and proof that it never reads the oracle."""
+
+import json
+import shutil
+
+import mlflow
+import pandas as pd
+
+from .conftest import run_pipeline
+
+MGRAL = {"al": {"strategy": "mgral"}}
+
+
+def test_mgral_cycle_builds_lut_trains_agent_and_queries(project):
+    run_pipeline(project, "al_cycle", MGRAL)
+
+    lut = json.loads((project / "data/06_models/lut/cycle_0.json").read_text())
+    assert len(lut["entries"]) == 2
+    for entry in lut["entries"]:
+        assert len(entry["image_ids"]) == 3 and len(entry["embeddings"]) == 3
+        assert entry["delta_map"] == entry["map50_95"] - lut["reference"]["map50_95"]
+    assert lut["schedule"]["epochs"] == 1
+    assert (project / "data/06_models/agent/cycle_0.pt").exists()
+    assert (project / "data/08_reporting/agent_reward_curve.png").exists()
+    query = pd.read_csv(project / "data/07_model_output/queries/cycle_0.csv", dtype={"image_id": str})
+    assert len(query) == 5 and query["score"].is_monotonic_decreasing
+    state = json.loads((project / "data/05_model_input/al_state/cycle_1.json").read_text())
+    assert state["history"][0]["strategy"] == "mgral"
+
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    run = mlflow.search_runs(experiment_names=["mgral"], output_format="list")[0]
+    assert "lut/delta_map_mean" in run.data.metrics
+    history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "agent/reward")
+    assert len(history) == 4  # 32 episodes / 8 per update
+    logged = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
+    assert {"lut", "agent", "agent_reward_curve.png"} <= logged
+
+
+def _without_timings(project):
+    """The LUT as built: entries, ΔmAP, embeddings and schedule (wall-clock times excluded)."""
+    lut = json.loads((project / "data/06_models/lut/cycle_0.json").read_text())
+    for variant in [lut["reference"], *lut["entries"]]:
+        variant.pop("train_time_s")
+    return lut
+
+
+def test_lut_agent_and_query_never_read_the_pool_oracle(project):
+    """Run the cycle's steps, then delete every copy of the pool labels and run them again."""
+    steps = ["detector", "embedding", "lut", "agent", "query"]
+    for step in steps:
+        run_pipeline(project, step, MGRAL)
+    lut_before = _without_timings(project)
+    query_before = (project / "data/07_model_output/queries/cycle_0.csv").read_text()
+
+    # Without the oracle file any read of it fails, so identical outputs prove none happened.
+    (project / "data/03_primary/oracle_annotations.json").unlink()
+    (project / "data/02_intermediate/manifest.json").unlink()  # the import, labels included
+    raw = project / "data/01_raw/embedded_tiny"  # the generated YOLO labels and COCO JSON
+    shutil.rmtree(raw / "labels")
+    (raw / "annotations_coco.json").unlink()
+    for produced in ("06_models/lut", "06_models/agent", "07_model_output/queries"):
+        shutil.rmtree(project / "data" / produced)
+    for step in ["lut", "agent", "query"]:
+        run_pipeline(project, step, MGRAL)
+
+    assert _without_timings(project) == lut_before
+    assert (project / "data/07_model_output/queries/cycle_0.csv").read_text() == query_before
