@@ -43,7 +43,7 @@ class DatasetParams(_Strict):
 class ALParams(_Strict):
     """One active-learning cycle (`al` in parameters_al_cycle.yml)."""
 
-    strategy: str = Field("random", description="random | entropy | coreset | ppal | mgral")
+    strategy: str = Field("mgral", description="random | entropy | coreset | ppal | mgral")
     budget: int = Field(100, ge=1, description="images queried per cycle (B)")
     seed: int = Field(0, description="seed of the strategy's randomness")
     from_cycle: int | None = Field(None, description="continue from this cycle (default: latest)")

@@ -1,0 +1,34 @@
+"""Load the current cycle's artefacts through the project's Kedro catalog (benchmarks only)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_cycle(env: str | None = None) -> dict[str, Any]:
+    """The latest AL state and what the catalog holds for its cycle."""
+    bootstrap_project(ROOT)
+    with KedroSession.create(project_path=ROOT, env=env) as session:
+        context = session.load_context()
+        catalog = context.catalog
+        params = context.params
+        states = catalog.load("al_states")
+        state = states[max(states)]
+        key = f"cycle_{state['cycle']}"
+
+        def partition(name: str) -> Any:
+            parts = catalog.load(name)
+            if key not in parts:
+                raise SystemExit(f"{name} has no {key}: run `kedro run --pipeline=...` for it first")
+            return parts[key]()
+
+        return {
+            "state": state, "params": params, "catalog": catalog, "partition": partition,
+            "image_index": catalog.load("image_index"), "eval_labels": catalog.load("eval_labels"),
+        }
