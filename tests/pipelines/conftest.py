@@ -5,7 +5,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import mlflow
 import pytest
+import yaml
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
@@ -14,9 +16,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def project(tmp_path, monkeypatch) -> Path:
-    """The repo's conf, pyproject and base checkpoint in tmp_path; data/ and mlflow.db are fresh.
+    """The repo's conf, pyproject and base checkpoint in tmp_path; data/ and MLflow are fresh.
 
     The working directory moves there, because the catalog's paths are relative to the project.
+    The MLflow store gets an absolute path: mlflow caches one store per tracking-URI string, so
+    the relative `sqlite:///mlflow.db` of two test projects would share the first one's database.
     """
     root = tmp_path / "project"
     root.mkdir()
@@ -25,11 +29,26 @@ def project(tmp_path, monkeypatch) -> Path:
     shutil.copy(REPO / "pyproject.toml", root / "pyproject.toml")
     assets = root / "src" / "mgral_pipelines" / "assets"
     shutil.copytree(REPO / "src" / "mgral_pipelines" / "assets", assets)
+    config = yaml.safe_load((root / "conf/base/mlflow.yml").read_text())
+    server = {**config["server"], "mlflow_tracking_uri": f"sqlite:///{root / 'mlflow.db'}"}
+    (root / "conf/tiny/mlflow.yml").write_text(yaml.safe_dump({"server": server}))
     monkeypatch.chdir(root)
     bootstrap_project(root)
     return root
 
 
 def run_pipeline(root: Path, pipeline: str, params: dict | None = None, env: str = "tiny") -> None:
+    """One `kedro run` in its own MLflow run.
+
+    kedro-mlflow 2.0.3 re-opens its run at every node and ends it once, so after a session the
+    finished run still looks active and the next session in this process would log into it.
+    """
+    _end_stale_runs()
     with KedroSession.create(project_path=root, env=env, runtime_params=params or {}) as session:
         session.run(pipeline_name=pipeline)
+    _end_stale_runs()
+
+
+def _end_stale_runs() -> None:
+    while mlflow.active_run():
+        mlflow.end_run()

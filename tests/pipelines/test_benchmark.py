@@ -1,0 +1,94 @@
+"""A real `kedro run --pipeline=benchmark --env tiny`: random and coreset, one seed, one cycle."""
+
+import json
+
+import mlflow
+import pandas as pd
+
+from .conftest import run_pipeline
+
+REPORTS = "data/08_reporting/benchmark"
+
+
+def _run_files(root):
+    return {str(p.relative_to(root / REPORTS / "runs")): p.stat().st_mtime_ns
+            for p in sorted((root / REPORTS / "runs").rglob("cycle_*.json"))}
+
+
+def test_benchmark_curves_summary_resume_and_mlflow(project):
+    run_pipeline(project, "prepare")
+    run_pipeline(project, "benchmark")
+
+    reports = project / REPORTS
+    curve = pd.read_csv(reports / "al_curve.csv")
+    assert list(curve.columns) == ["strategy", "seed", "cycle", "n_labelled", "mAP50-95", "mAP50"]
+    assert curve[["strategy", "seed", "cycle", "n_labelled"]].values.tolist() == [
+        ["random", 0, 0, 10], ["random", 0, 1, 15], ["coreset", 0, 0, 10], ["coreset", 0, 1, 15]]
+    assert curve["mAP50-95"].between(0, 1).all()
+    summary = pd.read_csv(reports / "summary.csv")
+    assert summary["strategy"].tolist() == ["random", "coreset"]
+    assert summary.loc[0, "auc_gain_vs_random_mean"] == 0.0
+    assert (summary["wall_time_s"] > 0).all()
+    assert (reports / "al_curve.png").stat().st_size > 10_000
+
+    # Both strategies start from the seed's split and share the cycle-0 detector.
+    first = {s: json.loads((reports / f"runs/{s}/seed_0/cycle_0.json").read_text())
+             for s in ("random", "coreset")}
+    assert first["random"]["state"] == first["coreset"]["state"]
+    assert first["random"]["metrics"] == first["coreset"]["metrics"]
+    assert len(first["random"]["query"]["image_ids"]) == 5
+    # Ultralytics' scratch folders are removed once a cycle is saved.
+    assert not [p for p in (project / "data/06_models/runs/benchmark").rglob("*") if p.is_file()]
+
+    # MLflow: kedro-mlflow's run is the parent of one child run per (strategy, seed).
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    client = mlflow.MlflowClient()
+    runs = mlflow.search_runs(experiment_names=["mgral"], output_format="list")
+    assert sorted(r.info.run_name for r in runs if "mlflow.parentRunId" not in r.data.tags) == [
+        "benchmark", "prepare"]
+    (parent,) = [r for r in runs if r.info.run_name == "benchmark"]
+    children = {r.data.tags["mlflow.runName"]: r for r in runs
+                if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+    assert sorted(children) == ["coreset/seed_0", "random/seed_0"]
+    child = children["coreset/seed_0"]
+    assert child.data.tags["strategy"] == "coreset" and child.data.tags["seed"] == "0"
+    history = client.get_metric_history(child.info.run_id, "benchmark/map50_95")
+    coreset = curve[curve["strategy"] == "coreset"]
+    assert [(m.step, m.value) for m in history] == list(
+        zip(coreset["n_labelled"], coreset["mAP50-95"]))
+    assert {a.path for a in client.list_artifacts(parent.info.run_id, "benchmark")} == {
+        "benchmark/al_curve.png", "benchmark/summary.csv"}
+    assert parent.data.params["benchmark.strategies"] == "['random', 'coreset']"
+
+    # Resume: only the deleted cycle is computed again.
+    before = _run_files(project)
+    (reports / "runs/coreset/seed_0/cycle_1.json").unlink()
+    run_pipeline(project, "benchmark")
+    after = _run_files(project)
+    changed = sorted(name for name in after if after[name] != before.get(name))
+    assert changed == ["coreset/seed_0/cycle_1.json"]
+    assert pd.read_csv(reports / "al_curve.csv").iloc[:3].equals(curve.iloc[:3])
+    # The new parent's children carry whole curves, the resumed cycles included.
+    runs = mlflow.search_runs(experiment_names=["mgral"], output_format="list",
+                              order_by=["attributes.start_time DESC"])
+    resumed = [r for r in runs if r.info.run_name == "benchmark"][0]
+    assert resumed.info.run_id != parent.info.run_id
+    for child in runs:
+        if child.data.tags.get("mlflow.parentRunId") == resumed.info.run_id:
+            history = client.get_metric_history(child.info.run_id, "benchmark/map50_95")
+            assert [m.step for m in history] == [10, 15]
+    assert sum(r.data.tags.get("mlflow.parentRunId") == resumed.info.run_id for r in runs) == 2
+
+
+def test_benchmark_runs_mgral_through_the_lut_and_agent(project):
+    project = project
+    run_pipeline(project, "prepare")
+    run_pipeline(project, "benchmark", {"benchmark": {"strategies": ["mgral"]}})
+
+    record = json.loads((project / REPORTS / "runs/mgral/seed_0/cycle_0.json").read_text())
+    assert {"lut", "agent", "embedding", "select_query"} <= set(record["timings_s"])
+    assert len(record["query"]["image_ids"]) == 5
+    assert record["next_state"]["history"][-1]["strategy"] == "mgral"
+    summary = pd.read_csv(project / REPORTS / "summary.csv")
+    assert summary["strategy"].tolist() == ["mgral"]
+    assert summary["auc_gain_vs_random_mean"].isna().all()  # no random to compare with

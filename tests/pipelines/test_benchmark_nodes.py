@@ -1,0 +1,253 @@
+"""Benchmark nodes without a detector: the summary's arithmetic, parameters, and the resume logic
+of `run_benchmark` with the detector nodes replaced by fakes (the real ones: test_benchmark.py)."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from pydantic import ValidationError
+
+from mgral_pipelines.pipelines.benchmark import nodes
+from mgral_pipelines.pipelines.benchmark.nodes import (
+    CURVE_COLUMNS,
+    BenchmarkParams,
+    al_curve,
+    labels_to_reach,
+    normalised_auc,
+    plot_al_curve,
+    run_benchmark,
+    seed_data,
+    summarise,
+)
+from mgral_pipelines.pipelines.common import cycle_key
+
+# --- summarise on a hand-made AL curve ------------------------------------------------------------
+
+N = [10, 20, 30]
+CURVES = {  # (strategy, seed) -> mAP50-95 at N
+    ("random", 0): [0.1, 0.2, 0.3],
+    ("random", 1): [0.1, 0.3, 0.4],
+    ("coreset", 0): [0.1, 0.4, 0.5],   # reaches random's final 0.3 between 10 and 20
+    ("coreset", 1): [0.1, 0.2, 0.3],   # never reaches random's 0.4
+}
+
+
+def _curve() -> pd.DataFrame:
+    rows = [(s, seed, t, n, v, 2 * v) for (s, seed), values in CURVES.items()
+            for t, (n, v) in enumerate(zip(N, values))]
+    return pd.DataFrame(rows, columns=CURVE_COLUMNS)
+
+
+def _results() -> list[dict]:
+    results = []
+    for (strategy, seed), values in CURVES.items():
+        for t in range(len(values)):
+            final = t == len(values) - 1
+            classes = ["a", "a", "b"] if strategy == "coreset" else ["a", "a", "a", "a"]
+            results.append({
+                "strategy": strategy, "seed": seed, "cycle": t, "wall_time_s": 10.0 * (seed + 1),
+                "query_seconds": None if final else 0.5,
+                "query": None if final else {"true_classes": classes},
+            })
+    return results
+
+
+def test_normalised_auc_is_the_mean_height_of_the_trapezoids():
+    assert normalised_auc(np.array(N), np.array([0.1, 0.2, 0.3])) == pytest.approx(0.2)
+    # Unequal spacing: (0.5 * 10 * (0 + 1) + 0.5 * 30 * (1 + 1)) / 40 = 35 / 40.
+    assert normalised_auc(np.array([0, 10, 40]), np.array([0.0, 1.0, 1.0])) == pytest.approx(0.875)
+    assert normalised_auc(np.array([5]), np.array([0.3])) == pytest.approx(0.3)  # one point
+
+
+def test_labels_to_reach_interpolates_and_reports_never_as_nan():
+    assert labels_to_reach(np.array(N), np.array([0.1, 0.4, 0.5]), 0.3) == pytest.approx(16.6667,
+                                                                                        rel=1e-4)
+    assert labels_to_reach(np.array(N), np.array([0.5, 0.6, 0.7]), 0.3) == 10.0  # from the start
+    assert labels_to_reach(np.array(N), np.array([0.1, 0.4, 0.2]), 0.4) == 20.0  # exact hit
+    assert math.isnan(labels_to_reach(np.array(N), np.array([0.1, 0.2, 0.3]), 0.4))
+
+
+def test_summarise_on_a_hand_made_curve():
+    summary = summarise(_curve(), _results()).set_index("strategy")
+
+    assert list(summary.index) == ["random", "coreset"]
+    random, coreset = summary.loc["random"], summary.loc["coreset"]
+    # AUCs: random 0.2 (seed 0) and 0.275 (seed 1); coreset 0.35 and 0.2.
+    assert random["auc_map50_95_mean"] == pytest.approx(0.2375)
+    assert random["auc_map50_95_std"] == pytest.approx(np.std([0.2, 0.275], ddof=1))
+    assert coreset["auc_map50_95_mean"] == pytest.approx(0.275)
+    # Paired by seed: +0.15 and -0.075.
+    assert coreset["auc_gain_vs_random_mean"] == pytest.approx(0.0375)
+    assert coreset["auc_gain_vs_random_std"] == pytest.approx(np.std([0.15, -0.075], ddof=1))
+    assert random["auc_gain_vs_random_mean"] == 0.0
+    # Labels to reach random's final mAP of the same seed: seed 0 at 16.67 (0.1 -> 0.4 over
+    # 10 -> 20 crosses 0.3 at 2/3), seed 1 never; random reaches its own at its last point.
+    assert coreset["labels_to_reach_random_final"] == pytest.approx(10 + 10 * 2 / 3)
+    assert coreset["reached_random_final"] == "1/2"
+    assert random["labels_to_reach_random_final"] == 30.0
+    assert random["reached_random_final"] == "2/2"
+    # Queried objects over all seeds and cycles: coreset 2 cycles x 2 seeds x (a, a, b).
+    assert json.loads(coreset["queried_classes"]) == {"a": 8, "b": 4}
+    assert coreset["queried_class_entropy_nats"] == pytest.approx(
+        -(2 / 3) * math.log(2 / 3) - (1 / 3) * math.log(1 / 3))
+    assert random["queried_class_entropy_nats"] == 0.0
+    # Wall time: per-seed totals 30 s and 60 s, averaged.
+    assert random["wall_time_s"] == pytest.approx(45.0)
+    assert random["query_seconds_per_cycle"] == pytest.approx(0.5)
+
+
+def test_summarise_without_random_leaves_the_comparisons_empty():
+    curve = _curve()
+    summary = summarise(curve[curve["strategy"] == "coreset"], _results())
+    row = summary.iloc[0]
+    assert row["strategy"] == "coreset"
+    assert math.isnan(row["auc_gain_vs_random_mean"])
+    assert math.isnan(row["labels_to_reach_random_final"])
+    assert row["reached_random_final"] == ""
+
+
+def test_plot_al_curve_draws_one_line_per_strategy():
+    figure = plot_al_curve(_curve())
+    assert [line.get_label() for line in figure.axes[0].get_lines()] == ["random", "coreset"]
+
+
+# --- parameters -----------------------------------------------------------------------------------
+
+VALID = {"strategies": ["random", "coreset"], "seeds": [0, 1], "cycles": 2, "budget": 3}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"strategies": ["random", "magic"]}, "unknown strategies ['magic']"),
+    ({"seeds": [0, 0]}, "duplicates"),
+    ({"cycles": 0}, "greater than or equal to 1"),
+    ({"cycle": 2}, "Extra inputs are not permitted"),
+    ({"strategy_options": {"ppal": {}}}, "not benchmarked: ['ppal']"),
+    ({"strategy_options": {"coreset": {"typo": 1}}}, "has no parameter typo"),
+])
+def test_benchmark_params_reject_mistakes(change, message):
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        BenchmarkParams(**{**VALID, **change})
+
+
+# --- run_benchmark with fake detector nodes -------------------------------------------------------
+
+CLASSES = ["a", "b", "c"]
+
+
+@pytest.fixture
+def dataset():
+    """40 images with 1-2 objects each: val 5, test 5, initial 5, pool 25."""
+    rng = np.random.default_rng(0)
+    ids = [f"{i:04d}" for i in range(40)]
+    records = [{"image_id": i, "file": f"{i}.png", "width": 32, "height": 32} for i in ids]
+    index = {"images": records, "classes": CLASSES}
+    oracle = {i: [{"class_id": int(rng.integers(3)), "bbox": [0.0, 0.0, 8.0, 8.0]}
+                  for _ in range(int(rng.integers(1, 3)))] for i in ids}
+    return index, oracle, {"splits": {"val": 5, "test": 5, "initial": 5, "seed": 0}}
+
+
+@pytest.fixture
+def fakes(monkeypatch):
+    """Replace the nodes that run ultralytics; record which states a detector was trained on."""
+    trained: list[tuple[int, int]] = []
+
+    def train_detector(state, image_index, eval_labels, detector):
+        trained.append((state["cycle"], len(state["labelled_ids"])))
+        return {cycle_key(state): b"weights"}, b"weights", {}
+
+    def evaluate_detector(checkpoints, state, image_index, eval_labels, detector):
+        n = len(state["labelled_ids"])
+        scores = {"map50_95": n / 100, "map50": n / 50}
+        return {cycle_key(state): {"cycle": state["cycle"], "n_labelled": n,
+                                   "test": scores, "val": scores}}
+
+    def embed_images(checkpoints, state, image_index, detector, embedding):
+        ids = state["pool_ids"] + state["labelled_ids"]
+        vectors = np.random.default_rng(len(ids)).normal(size=(len(ids), 6)).astype(np.float32)
+        return {cycle_key(state): {"image_ids": ids, "vectors": vectors}}, {}
+
+    def predict_pool(checkpoints, state, image_index, detector, al):
+        box = {"class_id": 1, "bbox": [0, 0, 8, 8], "score": 0.9, "class_scores": [0.1, 0.9, 0.0]}
+        return {cycle_key(state): {i: [box] for i in state["pool_ids"]}}
+
+    for name, fake in [("train_detector", train_detector), ("evaluate_detector", evaluate_detector),
+                       ("embed_images", embed_images), ("predict_pool", predict_pool)]:
+        monkeypatch.setattr(nodes, name, fake)
+    return trained
+
+
+def _run(dataset, tmp_path, **benchmark):
+    index, oracle, data_params = dataset
+    params = {**VALID, "output_dir": str(tmp_path / "bench"), **benchmark}
+    al = {"strategy": "mgral", "budget": 99, "seed": 7, "from_cycle": None,
+          "strategy_options": {}, "pool_detection_conf": 0.05}
+    return run_benchmark(index, oracle, params, data_params,
+                         {"run_dir": str(tmp_path / "scratch"), "seed": 0},
+                         {"batch_size": 4, "pca_components": 4}, {}, {}, al)
+
+
+def test_run_benchmark_runs_every_strategy_from_the_seeds_split(dataset, tmp_path, fakes):
+    assert mlflow.active_run() is None  # nothing to nest under: runs untracked
+    results = _run(dataset, tmp_path)
+
+    curve = al_curve(results)
+    assert list(curve.columns) == CURVE_COLUMNS
+    assert len(curve) == 2 * 2 * 3
+    assert set(curve.groupby(["strategy", "seed"])["n_labelled"].apply(tuple)) == {(5, 8, 11)}
+    assert list(curve["strategy"].drop_duplicates()) == ["random", "coreset"]
+    # D_0 is trained once per seed and shared; then 2 more per (strategy, seed).
+    assert len(fakes) == 2 * (1 + 2 * 2)
+
+    runs = tmp_path / "bench" / "runs"
+    for seed in (0, 1):
+        first = {s: json.loads((runs / s / f"seed_{seed}" / "cycle_0.json").read_text())
+                 for s in ("random", "coreset")}
+        assert first["random"]["state"] == first["coreset"]["state"]
+        assert first["random"]["state"] == seed_data(*dataset[:2], dataset[2], seed).initial_state
+        assert first["random"]["metrics"] == first["coreset"]["metrics"]
+    splits = [json.loads((runs / "random" / f"seed_{s}" / "cycle_0.json").read_text())["state"]
+              for s in (0, 1)]
+    assert splits[0]["labelled_ids"] != splits[1]["labelled_ids"]
+
+    record = json.loads((runs / "coreset" / "seed_1" / "cycle_1.json").read_text())
+    assert len(record["query"]["image_ids"]) == 3
+    assert record["query"]["predicted_classes"] == ["b"] * 3
+    oracle = dataset[1]
+    assert record["query"]["true_classes"] == [
+        CLASSES[box["class_id"]] for i in record["query"]["image_ids"] for box in oracle[i]]
+    assert record["next_state"]["history"][-1]["strategy"] == "coreset"
+    assert set(record["timings_s"]) >= {"train_detector", "embedding", "select_query"}
+    last = json.loads((runs / "coreset" / "seed_1" / "cycle_2.json").read_text())
+    assert last["query"] is None and last["next_state"] is None
+    assert "state" not in results[0]  # states stay in the run files
+
+
+def test_run_benchmark_resumes_and_extends(dataset, tmp_path, fakes):
+    first = al_curve(_run(dataset, tmp_path, seeds=[0]))
+    (tmp_path / "bench" / "runs" / "coreset" / "seed_0" / "cycle_2.json").unlink()
+    fakes.clear()
+
+    pd.testing.assert_frame_equal(al_curve(_run(dataset, tmp_path, seeds=[0])), first)
+    assert fakes == [(2, 11)]  # only the deleted cycle was trained again
+
+    fakes.clear()
+    _run(dataset, tmp_path, seeds=[0], cycles=3)  # one more cycle: the last points now query
+    assert sorted(fakes) == [(2, 11), (2, 11), (3, 14), (3, 14)]
+
+
+def test_run_benchmark_refuses_runs_made_with_other_settings(dataset, tmp_path, fakes):
+    _run(dataset, tmp_path, seeds=[0], cycles=1)
+    with pytest.raises(ValueError, match="produced with other settings"):
+        _run(dataset, tmp_path, seeds=[0], cycles=1, budget=4)
+
+
+def test_run_benchmark_checks_the_pool_is_large_enough(dataset, tmp_path, fakes):
+    with pytest.raises(ValueError, match="5 × 6 pool images, but the pool has 25"):
+        _run(dataset, tmp_path, cycles=5, budget=6)
+    assert fakes == []
