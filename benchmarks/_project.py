@@ -11,15 +11,15 @@ from kedro.framework.startup import bootstrap_project
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def load_cycle(env: str | None = None) -> dict[str, Any]:
-    """The latest AL state and what the catalog holds for its cycle."""
+def load_cycle(env: str | None = None, cycle: int | None = None) -> dict[str, Any]:
+    """The AL state of `cycle` (default: the latest) and what the catalog holds for it."""
     bootstrap_project(ROOT)
     with KedroSession.create(project_path=ROOT, env=env) as session:
         context = session.load_context()
         catalog = context.catalog
         params = context.params
         states = catalog.load("al_states")
-        state = states[max(states)]
+        state = states[max(states) if cycle is None else cycle]
         key = f"cycle_{state['cycle']}"
 
         def partition(name: str) -> Any:

@@ -1,7 +1,7 @@
 """LUT speedup and fidelity on the current cycle.
 
-    kedro run --pipeline=al_cycle --params=al.from_cycle=0   # or any cycle with al.strategy=mgral
-    python benchmarks/bench_lut.py [--holdout 6] [--out result.json]
+    kedro run --pipeline=al_cycle                 # an mgral cycle: detector, embedding, lut, ...
+    python benchmarks/bench_lut.py --cycle 0 [--holdout 6] [--out result.json]
 
 Needs the current cycle's detector, embeddings and LUT (run `detector`, `embedding` and `lut`
 first). Trains `--holdout` extra variants on fresh candidate batches with the LUT's own schedule,
@@ -40,10 +40,11 @@ def main() -> None:
     parser.add_argument("--holdout", type=int, default=6, help="extra variants to train")
     parser.add_argument("--lookups", type=int, default=200, help="lookups to time")
     parser.add_argument("--env", default=None)
+    parser.add_argument("--cycle", type=int, default=None, help="default: the latest cycle")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
-    cycle = load_cycle(args.env)
+    cycle = load_cycle(args.env, args.cycle)
     state, params = cycle["state"], cycle["params"]
     table = cycle["partition"]("lookup_tables")
     lut = lookup_table(table)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import mlflow
 from kedro.framework.hooks import hook_impl
 from kedro.io import CatalogProtocol
-from kedro.pipeline import Pipeline
+from kedro.pipeline import Node, Pipeline
 from kedro.runner import SequentialRunner
 
 logger = logging.getLogger(__name__)
@@ -32,3 +33,45 @@ class PrepareOnFirstRun:
 
         logger.info("No AL state found: running the `prepare` pipeline first.")
         SequentialRunner().run(prepare_pipeline(), catalog)
+
+
+_RUN_KINDS = {
+    "detector": "detector", "pretrain": "detector", "embedding": "detector",
+    "lut": "policy", "agent": "policy", "query": "query",
+    "al_cycle": "al_cycle", "__default__": "al_cycle", "benchmark": "benchmark", "prepare": "data",
+}
+
+
+class TrackingTags:
+    """Tags each MLflow run so the UI can filter detector, policy, cycle and benchmark runs.
+
+    kedro-mlflow opens the run in its own `before_pipeline_run`; the tags are set at the first node,
+    when that run is certainly active. `mgral.cycle` is set once the cycle's state is known.
+    """
+
+    def __init__(self) -> None:
+        self._tags: dict[str, str] = {}
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline) -> None:
+        name = "+".join(run_params.get("pipeline_names") or ["__default__"])
+        self._tags = {
+            "mgral.pipeline": name,
+            "mgral.run_kind": _RUN_KINDS.get(name, "other"),
+            "mgral.steps": ",".join(sorted({n.name for n in pipeline.nodes} & _STEP_NODES)),
+        }
+
+    @hook_impl
+    def before_node_run(self, inputs: dict[str, Any]) -> None:
+        if self._tags and mlflow.active_run():
+            strategy = (inputs.get("params:al") or {}).get("strategy")
+            mlflow.set_tags({**self._tags, **({"mgral.strategy": strategy} if strategy else {})})
+            self._tags = {}
+
+    @hook_impl
+    def after_node_run(self, node: Node, outputs: dict[str, Any]) -> None:
+        if node.name == "current_state" and mlflow.active_run():
+            mlflow.set_tag("mgral.cycle", str(outputs["state"]["cycle"]))
+
+
+_STEP_NODES = {"train_detector", "build_lut", "train_agent", "select_query", "update_state"}

@@ -3,13 +3,12 @@
 from kedro.config import OmegaConfigLoader
 
 import mgral_pipelines  # noqa: F401  (sets the offline environment before any plugin loads)
+from mgral_pipelines.hooks import PrepareOnFirstRun, TrackingTags
+
+HOOKS = (PrepareOnFirstRun(), TrackingTags())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
 }
-
-from mgral_pipelines.hooks import PrepareOnFirstRun  # noqa: E402
-
-HOOKS = (PrepareOnFirstRun(),)

@@ -45,7 +45,7 @@ def run_pipeline(root: Path, pipeline: str, params: dict | None = None, env: str
     """
     _end_stale_runs()
     with KedroSession.create(project_path=root, env=env, runtime_params=params or {}) as session:
-        session.run(pipeline_name=pipeline)
+        session.run(pipeline_names=[pipeline])
     _end_stale_runs()
 
 

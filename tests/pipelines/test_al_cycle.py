@@ -40,6 +40,9 @@ def test_al_cycle_on_a_fresh_project_prepares_then_advances(project):
     run = runs[0]
     assert run.data.metrics["detector/test_map50"] == report["test"]["map50"]
     assert run.data.params["al.strategy"] == "random"
+    tags = run.data.tags
+    assert (tags["mgral.run_kind"], tags["mgral.strategy"], tags["mgral.cycle"]) == (
+        "al_cycle", "random", "0")
     artifacts = [a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "detector")]
     assert "detector/detector_last.pt" in artifacts
 

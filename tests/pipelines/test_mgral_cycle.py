@@ -64,4 +64,11 @@ def test_lut_agent_and_query_never_read_the_pool_oracle(project):
         run_pipeline(project, step, MGRAL)
 
     assert _without_timings(project) == lut_before
+
+    # Detector runs and policy runs are told apart by tag in the MLflow UI.
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    kinds = [run.data.tags["mgral.run_kind"]
+             for run in mlflow.search_runs(experiment_names=["mgral"], output_format="list")]
+    assert sorted(kinds) == sorted(["detector", "detector", "policy", "policy", "query"] +
+                                   ["policy", "policy", "query"])
     assert (project / "data/07_model_output/queries/cycle_0.csv").read_text() == query_before
