@@ -56,8 +56,16 @@ def sample_candidate_batches(
 
 def train_variant(job: VariantJob) -> dict[str, Any]:
     """Fine-tune one variant and return its mAP on V (runs in a worker process when parallel)."""
+    threads = torch.get_num_threads()
     if job.torch_threads:
         torch.set_num_threads(job.torch_threads)
+    try:
+        return _train_and_evaluate(job)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_and_evaluate(job: VariantJob) -> dict[str, Any]:
     checkpoint, info = adapter.train_semi_supervised(
         records=job.records, annotations=job.annotations, classes=job.classes,
         labelled_ids=job.labelled_ids, unlabelled_ids=job.unlabelled_ids, val_ids=job.val_ids,

@@ -1,0 +1,51 @@
+"""LUT construction: candidate sampling, ΔmAP bookkeeping, and parallel variant training."""
+
+from pathlib import Path
+
+import pytest
+
+from mgral_pipelines import detector as adapter
+from mgral_pipelines.mgral import variants
+
+
+def test_candidate_batches_are_seeded_pool_subsets_without_repeats():
+    pool = [f"p{i}" for i in range(30)]
+    batches = variants.sample_candidate_batches(pool, 4, 5, seed=[0, 1])
+    assert len(batches) == 4
+    assert all(len(set(b)) == 5 and set(b) <= set(pool) for b in batches)
+    assert batches == variants.sample_candidate_batches(pool, 4, 5, seed=[0, 1])
+    assert batches != variants.sample_candidate_batches(pool, 4, 5, seed=[0, 2])
+    with pytest.raises(ValueError, match="LUT batch size 31 exceeds the pool size 30"):
+        variants.sample_candidate_batches(pool, 1, 31, seed=0)
+
+
+def test_delta_map_is_taken_against_the_reference():
+    results = [{"name": "reference", "map50_95": 0.5}, {"name": "batch_0", "map50_95": 0.55},
+               {"name": "batch_1", "map50_95": 0.45}]
+    table = variants.delta_map_table(results, "map50_95")
+    assert table["reference"]["map50_95"] == 0.5
+    assert [round(e["delta_map"], 6) for e in table["entries"]] == [0.05, -0.05]
+
+
+@pytest.mark.slow
+def test_parallel_workers_give_the_same_variants_as_sequential(detector_dataset, tmp_path):
+    data = detector_dataset
+    config = adapter.DetectorConfig(imgsz=64, epochs=1, batch=8)
+    base, _ = adapter.train_detector(data.records, data.annotations, data.classes,
+                                     data.train_ids, data.val_ids, config, tmp_path / "base",
+                                     progress=False)
+    labelled, unlabelled = data.train_ids[:8], data.train_ids[8:12]
+    known = {i: data.annotations[i] for i in labelled + data.val_ids}
+
+    def jobs(folder: Path):
+        return [variants.VariantJob(
+            name=name, unlabelled_ids=ids, records=data.records, annotations=known,
+            classes=data.classes, labelled_ids=labelled, val_ids=data.val_ids, config=config,
+            semi=adapter.SemiSupervisedConfig(pseudo_label_conf=0.1), initial_weights=base,
+            run_dir=str(folder / name), torch_threads=1,
+        ) for name, ids in (("reference", []), ("batch_0", unlabelled))]
+
+    sequential = variants.train_variants(jobs(tmp_path / "seq"), workers=1)
+    parallel = variants.train_variants(jobs(tmp_path / "par"), workers=2)
+    strip = [{k: v for k, v in r.items() if k != "train_time_s"} for r in sequential]
+    assert [{k: v for k, v in r.items() if k != "train_time_s"} for r in parallel] == strip
