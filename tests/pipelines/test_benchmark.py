@@ -5,6 +5,8 @@ import json
 import mlflow
 import pandas as pd
 
+from tests.notebooks.test_al_benchmark_notebook import run_notebook
+
 from .conftest import run_pipeline
 
 REPORTS = "data/08_reporting/benchmark"
@@ -29,6 +31,7 @@ def test_benchmark_curves_summary_resume_and_mlflow(project):
     assert summary["strategy"].tolist() == ["random", "coreset"]
     assert summary.loc[0, "auc_gain_vs_random_mean"] == 0.0
     assert (summary["wall_time_s"] > 0).all()
+    run_notebook(reports)  # the analysis notebook reads what the pipeline writes
     assert (reports / "al_curve.png").stat().st_size > 10_000
 
     # Both strategies start from the seed's split and share the cycle-0 detector.
