@@ -348,34 +348,16 @@ def train_detector(
     initial_weights: Weights = None,
     progress: bool = True,
     trainer_cls: TrainerFactory = ProjectDetectionTrainer,
+    keep: str = "best",
 ) -> tuple[bytes, dict[str, float]]:
     """Train on `train_ids`, select the best epoch on `val_ids`; return its checkpoint and info.
 
     Starts from `initial_weights`, else `config.weights`, else `config.model` built from YAML. All
     files go under `run_dir` (`dataset/` the YOLO view of the images, `train/` ultralytics' run).
     `trainer_cls` is called as `trainer_cls(overrides=...)`: a `ProjectDetectionTrainer` subclass,
-    or a `functools.partial` of one carrying extra inputs.
+    or a `functools.partial` of one carrying extra inputs. `keep="last"` returns the final epoch
+    instead, validated only at the end.
     """
-    return _train(
-        records, annotations, classes, train_ids, val_ids, config, run_dir, initial_weights,
-        progress, trainer_cls, keep="best",
-    )
-
-
-def _train(
-    records: Records,
-    annotations: Annotations,
-    classes: Sequence[str],
-    train_ids: Sequence[str],
-    val_ids: Sequence[str],
-    config: DetectorConfig,
-    run_dir: Path,
-    initial_weights: Weights,
-    progress: bool,
-    trainer_cls: TrainerFactory,
-    keep: str,
-) -> tuple[bytes, dict[str, float]]:
-    """train_detector's body; `keep="last"` returns the final epoch, validated only at the end."""
     if not train_ids or not val_ids:
         raise ValueError(
             f"Training needs train and val images (got {len(train_ids)} and {len(val_ids)})"
@@ -872,7 +854,7 @@ def train_semi_supervised(
         for image_id in unlabelled_ids
     )
     trainer_cls = partial(SemiSupervisedDetectionTrainer, pseudo_files=pseudo_files, semi=semi)
-    weights, info = _train(
+    weights, info = train_detector(
         records, view_annotations, classes, [*labelled_ids, *unlabelled_ids], val_ids, config,
         run_dir, initial_weights, progress, trainer_cls, keep=semi.checkpoint,
     )
