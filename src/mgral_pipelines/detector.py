@@ -39,17 +39,14 @@ from tqdm.auto import tqdm
 import mgral_pipelines  # noqa: F401
 from mgral_pipelines.evaluation import coco_evaluate
 
-# Ultralytics imports matplotlib; keep its font cache out of $HOME as well.
-os.environ.setdefault("MPLCONFIGDIR", str(Path(os.environ["YOLO_CONFIG_DIR"]) / "matplotlib"))
-
-from ultralytics import YOLO  # noqa: E402
-from ultralytics import settings as ultralytics_settings  # noqa: E402
-from ultralytics.cfg import DEFAULT_CFG  # noqa: E402
-from ultralytics.data.augment import BaseMixTransform, Compose  # noqa: E402
-from ultralytics.models.yolo.detect import DetectionPredictor, DetectionTrainer  # noqa: E402
-from ultralytics.utils import LOGGER as ULTRALYTICS_LOGGER  # noqa: E402
-from ultralytics.utils import USER_CONFIG_DIR, nms  # noqa: E402
-from ultralytics.utils.torch_utils import unwrap_model  # noqa: E402
+from ultralytics import YOLO
+from ultralytics import settings as ultralytics_settings
+from ultralytics.cfg import DEFAULT_CFG
+from ultralytics.data.augment import BaseMixTransform, Compose
+from ultralytics.models.yolo.detect import DetectionPredictor, DetectionTrainer
+from ultralytics.utils import LOGGER as ULTRALYTICS_LOGGER
+from ultralytics.utils import USER_CONFIG_DIR, nms
+from ultralytics.utils.torch_utils import unwrap_model
 
 logger = logging.getLogger(__name__)
 

@@ -34,3 +34,5 @@ def configure_offline_environment() -> None:
     for key, value in _DEFAULTS.items():
         os.environ.setdefault(key, value)
     os.environ.setdefault("YOLO_CONFIG_DIR", str(project_root() / ".ultralytics"))
+    # matplotlib (imported by ultralytics and the plots) would put its font cache in $HOME.
+    os.environ.setdefault("MPLCONFIGDIR", str(Path(os.environ["YOLO_CONFIG_DIR"]) / "matplotlib"))
