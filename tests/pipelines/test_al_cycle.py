@@ -3,6 +3,7 @@
 import json
 
 import mlflow
+import pytest
 import pandas as pd
 
 from .conftest import run_pipeline
@@ -52,3 +53,27 @@ def test_al_cycle_on_a_fresh_project_prepares_then_advances(project):
     assert sorted(states) == [0, 1, 2]
     assert len(states[2]["labelled_ids"]) == len(states[1]["labelled_ids"]) + 5
     assert states[2]["history"][-1]["cycle"] == 1
+
+
+def test_prepare_with_another_source_archives_old_state_and_al_cycle_uses_it(project):
+    run_pipeline(project, "al_cycle", {"al": {"strategy": "random"}})
+    coco = project / "data/01_raw/embedded_tiny/annotations_coco.json"
+    run_pipeline(project, "prepare", {"dataset": {"source": "coco", "path": str(coco)}})
+
+    states = _states(project)
+    assert sorted(states) == [0]  # cycle 1 of the old dataset was archived, not deleted
+    archived = list((project / "data/05_model_input/al_state/archive").rglob("cycle_*.json"))
+    assert sorted(p.name for p in archived) == ["cycle_0.json", "cycle_1.json"]
+    index = json.loads((project / "data/03_primary/image_index.json").read_text())
+    assert index["source"] == "coco"
+    coco_ids = {r["image_id"] for r in index["images"]}
+    assert set(states[0]["pool_ids"]) <= coco_ids
+
+    run_pipeline(project, "al_cycle", {"al": {"strategy": "random"}})
+    assert set(_states(project)[1]["labelled_ids"]) <= coco_ids
+
+
+def test_budget_larger_than_the_pool_is_refused_with_both_numbers(project):
+    with pytest.raises(Exception, match="budget 1000 exceeds the pool size 30"):
+        run_pipeline(project, "al_cycle", {"al": {"strategy": "random", "budget": 1000}})
+    assert sorted(_states(project)) == [0]  # nothing advanced
