@@ -698,9 +698,9 @@ def test_mlflow_run_and_home_stay_untouched_in_a_fresh_process(
         "run_dir": str(tmp_path / "run"),
     }
     (tmp_path / "spec.json").write_text(json.dumps(spec))
-    hidden = ("PYTEST_CURRENT_TEST", "GITHUB_ACTIONS", "MPLCONFIGDIR", "MLFLOW_TRACKING_URI",
-              "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN")
-    env = {key: value for key, value in os.environ.items() if key not in hidden}
+    hidden = ("PYTEST_CURRENT_TEST", "GITHUB_ACTIONS", "MPLCONFIGDIR")
+    env = {key: value for key, value in os.environ.items()
+           if key not in hidden and not key.startswith("MLFLOW_") or key == "MLFLOW_DISABLE_TELEMETRY"}
     source_dir = str(Path(mgral_pipelines.__file__).resolve().parents[1])
     python_path = [source_dir, *filter(None, [env.get("PYTHONPATH")])]
     env.update(HOME=str(home), PYTHONPATH=os.pathsep.join(python_path),
@@ -722,3 +722,14 @@ def test_mlflow_run_and_home_stay_untouched_in_a_fresh_process(
     assert project["home"] == []
     assert project["cwd"] == []
     assert report["control"]["metrics"] > 0  # the check above would have seen ultralytics logging
+
+
+def test_importing_the_adapter_keeps_corrupt_images_an_import_error(tmp_path):
+    """ultralytics patches PIL.Image.open to install pi-heif on unreadable files; the adapter
+    undoes that, so a corrupt image stays a clear dataset error (and nothing is installed)."""
+    from mgral_pipelines.data.manifest import InvalidDatasetError, check_image_file
+
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image")
+    with pytest.raises(InvalidDatasetError, match="broken.png: image file is corrupt"):
+        check_image_file(broken)

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
+from PIL import Image
 from tqdm.auto import tqdm
 
 # Importing the package sets YOLO_OFFLINE and YOLO_CONFIG_DIR, which ultralytics reads on import.
@@ -46,7 +47,13 @@ from ultralytics.data.augment import BaseMixTransform, Compose
 from ultralytics.models.yolo.detect import DetectionPredictor, DetectionTrainer
 from ultralytics.utils import LOGGER as ULTRALYTICS_LOGGER
 from ultralytics.utils import USER_CONFIG_DIR, nms
+from ultralytics.utils import patches as _ultralytics_patches
 from ultralytics.utils.torch_utils import unwrap_model
+
+# Importing ultralytics replaces PIL.Image.open process-wide with a version that tries to install
+# pi-heif whenever Pillow cannot identify a file. Restore Pillow's own, so a corrupt image in a
+# user's dataset is reported as corrupt (manifest.check_image_file) and nothing is installed.
+Image.open = _ultralytics_patches._image_open
 
 logger = logging.getLogger(__name__)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -43,10 +44,17 @@ def run_pipeline(root: Path, pipeline: str, params: dict | None = None, env: str
     kedro-mlflow 2.0.3 re-opens its run at every node and ends it once, so after a session the
     finished run still looks active and the next session in this process would log into it.
     """
+    environment = dict(os.environ)
     _end_stale_runs()
-    with KedroSession.create(project_path=root, env=env, runtime_params=params or {}) as session:
-        session.run(pipeline_names=[pipeline])
-    _end_stale_runs()
+    try:
+        with KedroSession.create(project_path=root, env=env, runtime_params=params or {}) as session:
+            session.run(pipeline_names=[pipeline])
+    finally:
+        _end_stale_runs()
+        # kedro-mlflow exports MLFLOW_* variables (e.g. the experiment id of this project's
+        # store); they must not leak into the next test's project.
+        os.environ.clear()
+        os.environ.update(environment)
 
 
 def _end_stale_runs() -> None:
