@@ -13,7 +13,7 @@ export YOLO_OFFLINE := true
 export YOLO_CONFIG_DIR := $(CURDIR)/.ultralytics
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install demo test repro mlflow-ui
+.PHONY: install demo test repro benchmark mlflow-ui
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ test: install
 
 repro: install
 	$(BIN)/dvc repro
+
+benchmark: install
+	$(BIN)/dvc repro benchmarks/dvc.yaml
 
 mlflow-ui: install
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db
