@@ -199,3 +199,55 @@ def test_unknown_source_and_missing_path(tmp_path):
         import_dataset("csv", tmp_path)
     with pytest.raises(InvalidDatasetError, match="nope: dataset path does not exist"):
         import_dataset("coco", tmp_path / "nope")
+
+
+# --- Malformed files: an InvalidDatasetError naming the file, never a crash --------------------
+
+def test_yolo_names_dict_with_a_gap_is_refused(tmp_path):
+    # {0: cat, 2: dog} would otherwise map label index 1 to "dog" without a word.
+    data_yaml = _yolo(tmp_path, {"a": "1 0.5 0.5 0.2 0.2\n"})
+    data_yaml.write_text("path: .\ntrain: images\nnames: {0: cat, 2: dog}\n")
+    with pytest.raises(InvalidDatasetError, match=r"data.yaml: `names` keys must be 0..1"):
+        load_yolo_dataset(data_yaml)
+    data_yaml.write_text("path: .\ntrain: images\nnames: {1: dog, 0: cat}\n")
+    assert load_yolo_dataset(data_yaml)["classes"] == ["cat", "dog"]
+
+
+def test_yolo_yaml_that_is_not_a_mapping(tmp_path):
+    data_yaml = _yolo(tmp_path, {"a": ""})
+    data_yaml.write_text("- images\n- labels\n")
+    with pytest.raises(InvalidDatasetError, match=r"data.yaml: expected a mapping"):
+        load_yolo_dataset(data_yaml)
+
+
+def test_voc_zero_size_is_not_compared_but_a_wrong_size_is(tmp_path):
+    manifest = load_voc_dataset(_voc(tmp_path, _voc_xml(size=(0, 0))))
+    assert manifest["images"][0]["width"] == 64
+    with pytest.raises(InvalidDatasetError, match=r"img1.xml: size \(60, 48\) does not match"):
+        load_voc_dataset(_voc(tmp_path, _voc_xml(size=(60, 48))))
+    with pytest.raises(InvalidDatasetError, match=r"img1.xml: <size> is not numeric"):
+        load_voc_dataset(_voc(tmp_path, _voc_xml(size=("wide", 48))))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"[1, 2]", r"bad.json: expected a COCO object"),
+     (b"\xff\xfe garbage", r"bad.json: unparsable JSON"),
+     (json.dumps({"images": [{"file_name": "a.png"}], "categories": [{"id": 1, "name": "a"}]})
+      .encode(), r"bad.json: image entry .* needs id and file_name"),
+     (json.dumps({"images": [], "categories": [{"name": "a"}]}).encode(),
+      r"bad.json: category entry .* needs id and name")],
+)
+def test_coco_malformed_json(tmp_path, content, message):
+    path = tmp_path / "bad.json"
+    path.write_bytes(content)
+    with pytest.raises(InvalidDatasetError, match=message):
+        load_coco_dataset(path)
+
+
+def test_coco_missing_file_and_bad_bbox(tmp_path):
+    with pytest.raises(InvalidDatasetError, match=r"nope.json: COCO JSON file does not exist"):
+        load_coco_dataset(tmp_path / "nope.json")
+    path = _coco(tmp_path, annotations=[{"id": 5, "image_id": 7, "category_id": 3, "bbox": [1, 2]}])
+    with pytest.raises(InvalidDatasetError, match=r"instances.json: annotation 5 needs a 'bbox'"):
+        load_coco_dataset(path)

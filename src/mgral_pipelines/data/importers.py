@@ -77,11 +77,22 @@ def load_yolo_dataset(data_yaml: Path, classes: list[str] | None = None) -> Mani
         raise InvalidDatasetError(f"{data_yaml}: data.yaml does not exist")
     try:
         config = yaml.safe_load(data_yaml.read_text()) or {}
-    except yaml.YAMLError as error:
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
         raise InvalidDatasetError(f"{data_yaml}: not valid YAML ({error})") from error
+    if not isinstance(config, dict):
+        raise InvalidDatasetError(f"{data_yaml}: expected a mapping with `names` and `train`")
     names = config.get("names")
     if isinstance(names, dict):
-        names = [names[key] for key in sorted(names)]
+        # Label lines hold indices into `names`: a gap would silently shift every later class.
+        try:
+            by_index = {int(key): value for key, value in names.items()}
+        except (TypeError, ValueError):
+            by_index = {}
+        if sorted(by_index) != list(range(len(names))):
+            raise InvalidDatasetError(
+                f"{data_yaml}: `names` keys must be 0..{len(names) - 1}, got {list(names)}"
+            )
+        names = [by_index[key] for key in range(len(by_index))]
     if not names:
         raise InvalidDatasetError(f"{data_yaml}: no class `names`")
     _check_class_order(data_yaml, names, classes)
@@ -179,8 +190,12 @@ def _voc_record(xml_path: Path, image_dir: Path, names: list[str]) -> tuple[dict
     record = _image_record(Path(filename).stem, image_dir / filename)
     size = root.find("size")
     if size is not None and size.findtext("width") and size.findtext("height"):
-        declared = (int(float(size.findtext("width"))), int(float(size.findtext("height"))))
-        if declared != (record["width"], record["height"]):
+        try:
+            declared = (int(float(size.findtext("width"))), int(float(size.findtext("height"))))
+        except ValueError as error:
+            raise InvalidDatasetError(f"{xml_path}: <size> is not numeric") from error
+        # Some annotation tools write 0 x 0 when they did not know the size: nothing to compare.
+        if declared != (0, 0) and declared != (record["width"], record["height"]):
             raise InvalidDatasetError(
                 f"{xml_path}: size {declared} does not match the image's "
                 f"{(record['width'], record['height'])}"
@@ -212,11 +227,17 @@ def load_coco_dataset(json_path: Path, classes: list[str] | None = None) -> Mani
     json_path = Path(json_path)
     try:
         coco = json.loads(json_path.read_text())
-    except json.JSONDecodeError as error:
+    except FileNotFoundError as error:
+        raise InvalidDatasetError(f"{json_path}: COCO JSON file does not exist") from error
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise InvalidDatasetError(f"{json_path}: unparsable JSON ({error})") from error
+    if not isinstance(coco, dict):
+        raise InvalidDatasetError(f"{json_path}: expected a COCO object with 'images' and 'categories'")
     for key in ("images", "categories"):
         if not isinstance(coco.get(key), list):
             raise InvalidDatasetError(f"{json_path}: missing '{key}' list")
+    _require_keys(json_path, "category", coco["categories"], ("id", "name"))
+    _require_keys(json_path, "image", coco["images"], ("id", "file_name"))
     categories = sorted(coco["categories"], key=lambda c: c["id"])
     names = [c["name"] for c in categories]
     _check_class_order(json_path, names, classes)
@@ -242,11 +263,22 @@ def load_coco_dataset(json_path: Path, classes: list[str] | None = None) -> Mani
             raise InvalidDatasetError(
                 f"{json_path}: annotation {ann.get('id')} has unknown category_id {ann.get('category_id')}"
             )
-        x, y, w, h = ann["bbox"]
+        try:
+            x, y, w, h = (float(v) for v in ann["bbox"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise InvalidDatasetError(
+                f"{json_path}: annotation {ann.get('id')} needs a 'bbox' of 4 numbers [x, y, w, h]"
+            ) from error
         bbox = [x, y, x + w, y + h]
         check_box(bbox, record["width"], record["height"], f"{json_path} (annotation {ann.get('id')})")
         annotations[record["image_id"]].append({"class_id": class_of[ann["category_id"]], "bbox": bbox})
     return _manifest("coco", json_path, names, images, annotations)
+
+
+def _require_keys(json_path: Path, kind: str, entries: list[Any], keys: tuple[str, ...]) -> None:
+    for entry in entries:
+        if not isinstance(entry, dict) or any(key not in entry for key in keys):
+            raise InvalidDatasetError(f"{json_path}: {kind} entry {entry!r} needs {' and '.join(keys)}")
 
 
 def _check_class_order(source: Path, names: list[str], classes: list[str] | None) -> None:
