@@ -40,48 +40,46 @@ def write_atomically(path: Path, data: bytes) -> None:
         raise
 
 
-class BinaryFileDataset(AbstractDataset[bytes, bytes]):
-    """Raw bytes in one file, e.g. a detector checkpoint. Written atomically."""
+class AtomicFileDataset(AbstractDataset[Any, Any]):
+    """One file, written atomically; subclasses only say how data becomes bytes and back."""
 
     def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
         self._filepath = Path(filepath)
         self.metadata = metadata
 
-    def load(self) -> bytes:
-        if not self._filepath.is_file():
-            raise DatasetError(f"{self._filepath}: file does not exist")
-        return self._filepath.read_bytes()
+    def _encode(self, data: Any) -> bytes:
+        return data
 
-    def save(self, data: bytes) -> None:
-        write_atomically(self._filepath, data)
-
-    def _exists(self) -> bool:
-        return self._filepath.is_file()
-
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath)}
-
-
-class AtomicJSONDataset(AbstractDataset[Any, Any]):
-    """A JSON file written atomically (kedro-datasets' JSONDataset writes in place)."""
-
-    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
-        self._filepath = Path(filepath)
-        self.metadata = metadata
+    def _decode(self, raw: bytes) -> Any:
+        return raw
 
     def load(self) -> Any:
         if not self._filepath.is_file():
             raise DatasetError(f"{self._filepath}: file does not exist")
-        return json.loads(self._filepath.read_text())
+        return self._decode(self._filepath.read_bytes())
 
     def save(self, data: Any) -> None:
-        write_atomically(self._filepath, json.dumps(data, indent=1).encode())
+        write_atomically(self._filepath, self._encode(data))
 
     def _exists(self) -> bool:
         return self._filepath.is_file()
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": str(self._filepath)}
+
+
+class BinaryFileDataset(AtomicFileDataset):
+    """Raw bytes in one file, e.g. a detector checkpoint."""
+
+
+class AtomicJSONDataset(AtomicFileDataset):
+    """A JSON file written atomically (kedro-datasets' JSONDataset writes in place)."""
+
+    def _encode(self, data: Any) -> bytes:
+        return json.dumps(data, indent=1).encode()
+
+    def _decode(self, raw: bytes) -> Any:
+        return json.loads(raw)
 
 
 class ALStateDataset(AbstractDataset[dict[str, Any], dict[int, dict[str, Any]]]):
@@ -138,20 +136,10 @@ class ALStateDataset(AbstractDataset[dict[str, Any], dict[int, dict[str, Any]]])
         return {"path": str(self._path)}
 
 
-class EmbeddingsDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
+class EmbeddingsDataset(AtomicFileDataset):
     """Image embeddings keyed by image id: `{"image_ids": [...], "vectors": (n, d) array}` in .npz."""
 
-    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
-        self._filepath = Path(filepath)
-        self.metadata = metadata
-
-    def load(self) -> dict[str, Any]:
-        if not self._filepath.is_file():
-            raise DatasetError(f"{self._filepath}: file does not exist")
-        with np.load(self._filepath, allow_pickle=False) as archive:
-            return {"image_ids": archive["image_ids"].tolist(), "vectors": archive["vectors"]}
-
-    def save(self, data: dict[str, Any]) -> None:
+    def _encode(self, data: dict[str, Any]) -> bytes:
         vectors = np.asarray(data["vectors"])
         if len(data["image_ids"]) != len(vectors):
             raise DatasetError(
@@ -159,13 +147,11 @@ class EmbeddingsDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
             )
         buffer = io.BytesIO()
         np.savez(buffer, image_ids=np.asarray(data["image_ids"], dtype=str), vectors=vectors)
-        write_atomically(self._filepath, buffer.getvalue())
+        return buffer.getvalue()
 
-    def _exists(self) -> bool:
-        return self._filepath.is_file()
-
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath)}
+    def _decode(self, raw: bytes) -> dict[str, Any]:
+        with np.load(io.BytesIO(raw), allow_pickle=False) as archive:
+            return {"image_ids": archive["image_ids"].tolist(), "vectors": archive["vectors"]}
 
 
 class CyclePartitionsDataset(PartitionedDataset):
