@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from mgral_pipelines.pipelines.benchmark import nodes
+from mgral_pipelines.pipelines.benchmark import runner as nodes
 from mgral_pipelines.pipelines.benchmark.nodes import (
     CURVE_COLUMNS,
     BenchmarkParams,

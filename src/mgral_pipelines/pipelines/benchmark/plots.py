@@ -1,0 +1,64 @@
+"""The benchmark's pictures: AL curves with 95% bands, and each strategy's paired gain over random."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: nodes only write files
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from mgral_pipelines.pipelines.benchmark.statistics import (
+    BASELINE,
+    METRIC,
+    mean_interval,
+    paired_differences,
+)
+
+
+def _band(rows: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Mean and 95% t-interval over seeds at every n_labelled (no band for a single seed)."""
+    stats = {n: mean_interval(group[column].to_numpy())
+             for n, group in rows.groupby("n_labelled")}
+    frame = pd.DataFrame(stats, index=["mean", "low", "high"]).T.sort_index()
+    return frame.fillna({"low": frame["mean"], "high": frame["mean"]})
+
+
+def plot_al_curve(curve: pd.DataFrame) -> plt.Figure:
+    """Left: test mAP50-95 against labelled images, mean over seeds with its 95% interval.
+    Right: each strategy minus random on the same seed (paired), mean with its 95% interval; a
+    band clear of zero is a difference the seeds can tell from noise at that point."""
+    has_baseline = (curve["strategy"] == BASELINE).any()
+    figure, axes = plt.subplots(1, 2 if has_baseline else 1, figsize=(12 if has_baseline else 6.5,
+                                                                      4.4), squeeze=False)
+    left = axes[0][0]
+    colours = {}
+    for strategy, rows in curve.groupby("strategy", sort=False):
+        band = _band(rows, METRIC)
+        (line,) = left.plot(band.index, band["mean"], marker="o", label=strategy)
+        colours[strategy] = line.get_color()
+        left.fill_between(band.index, band["low"], band["high"], color=line.get_color(), alpha=0.2)
+    left.set_xlabel("labelled images")
+    left.set_ylabel(f"test {METRIC}")
+    left.grid(alpha=0.3)
+    left.legend(title="strategy")
+    if has_baseline:
+        right = axes[0][1]
+        differences = paired_differences(curve)
+        for strategy, rows in differences.groupby("strategy", sort=False):
+            if strategy == BASELINE:
+                continue
+            band = _band(rows, "difference")
+            right.plot(band.index, band["mean"], marker="o", color=colours[strategy],
+                       label=strategy)
+            right.fill_between(band.index, band["low"], band["high"], color=colours[strategy],
+                               alpha=0.2)
+        right.axhline(0.0, color="black", linewidth=1)
+        right.set_xlabel("labelled images")
+        right.set_ylabel(f"{METRIC} − random (same seed)")
+        right.grid(alpha=0.3)
+    seeds = curve.groupby("strategy")["seed"].nunique()
+    counts = f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()}-{seeds.max()}"
+    figure.suptitle(f"AL curves: mean and 95% interval over {counts} seed(s)")
+    figure.tight_layout()
+    return figure

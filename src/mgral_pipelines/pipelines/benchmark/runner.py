@@ -1,0 +1,371 @@
+"""The benchmark's runner: strategies × seeds × cycles through the al_cycle node functions.
+
+For each seed the split is drawn once (`al_state.split_ids`) and every strategy starts from it and
+from the same base detector (`detector.weights`). Each (strategy, seed) then runs `cycles` AL
+cycles with the very node functions of `al_cycle`, and a last detector is trained and evaluated on
+the final labelled set, so a curve has `cycles + 1` points. Cycle 0 is the same for every strategy
+of a seed, so its detector is trained once per seed and shared.
+
+Each finished cycle is saved as `<output_dir>/runs/<strategy>/seed_<s>/cycle_<t>.json` (atomic
+write) with the state it produced; a re-run skips what is saved and continues from there.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from tqdm.auto import tqdm
+
+from mgral_pipelines import al_state, benchmark_tracking
+from mgral_pipelines.config import DatasetParams
+from mgral_pipelines.datasets import write_atomically
+from mgral_pipelines.pipelines.agent.nodes import train_agent
+from mgral_pipelines.pipelines.al_cycle.nodes import annotate_from_oracle, update_state
+from mgral_pipelines.pipelines.common import cycle_key
+from mgral_pipelines.pipelines.detector.nodes import evaluate_detector, train_detector
+from mgral_pipelines.pipelines.embedding.nodes import embed_images, reduce_embeddings
+from mgral_pipelines.pipelines.lut.nodes import build_lut
+from mgral_pipelines.pipelines.prepare.nodes import evaluation_labels, initial_state
+from mgral_pipelines.pipelines.query.nodes import predict_pool, select_query
+from mgral_pipelines.strategies import STRATEGIES, get_strategy
+
+logger = logging.getLogger(__name__)
+
+
+
+class BenchmarkParams(BaseModel):
+    """Strategies × seeds × cycles (`benchmark` in parameters_benchmark.yml).
+
+    A seed fixes the split (val / test / initial sizes from `dataset.splits`) and seeds the
+    strategy, the detector training, the LUT's candidate batches and the MGRAL policy.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    strategies: list[str] = Field(min_length=1, description="registered strategy names")
+    seeds: list[int] = Field(min_length=1, description="one fixed split and run per seed")
+    cycles: int = Field(ge=1, description="query rounds; the curve has cycles + 1 points")
+    budget: int = Field(ge=1, description="images queried per cycle (overrides al.budget)")
+    output_dir: str = Field(
+        "data/08_reporting/benchmark", description="its runs/ folder holds the resume points"
+    )
+    strategy_options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="per-strategy config overrides, e.g. {ppal: {...}}"
+    )
+    class_report_conf: float = Field(
+        0.25, gt=0, lt=1, description="detections this confident count as predicted objects"
+    )
+    keep_scratch: bool = Field(
+        False, description="keep ultralytics' folders under <detector.run_dir>/benchmark/"
+    )
+
+    @field_validator("strategies", "seeds")
+    @classmethod
+    def _unique(cls, values: list[Any]) -> list[Any]:
+        if len(set(values)) != len(values):
+            raise ValueError(f"duplicates in {values}")
+        return values
+
+    @field_validator("strategies")
+    @classmethod
+    def _registered(cls, names: list[str]) -> list[str]:
+        unknown = [name for name in names if name not in STRATEGIES]
+        if unknown:
+            raise ValueError(f"unknown strategies {unknown}; valid: {sorted(STRATEGIES)}")
+        return names
+
+    @model_validator(mode="after")
+    def _options_for_listed_strategies(self) -> BenchmarkParams:
+        stray = sorted(set(self.strategy_options) - set(self.strategies))
+        if stray:
+            raise ValueError(f"strategy_options for strategies not benchmarked: {stray}")
+        for name, options in self.strategy_options.items():
+            get_strategy(name, **options)  # unknown option names fail here, before any training
+        return self
+
+
+# --------------------------------------------------------------------------------------------------
+# Adapter to the al_cycle nodes: they take Kedro partitions {f"cycle_{t}": loader}
+# --------------------------------------------------------------------------------------------------
+
+
+def _partitions(values: dict[str, Any]) -> dict[str, Callable[[], Any]]:
+    return {key: (lambda value=value: value) for key, value in values.items()}
+
+
+@dataclass(frozen=True)
+class _SeedData:
+    """What is fixed per seed: the dataset, its split, V/T labels and the initial state."""
+
+    seed: int
+    image_index: dict[str, Any]
+    oracle: dict[str, Any]
+    eval_labels: dict[str, Any]
+    initial_state: dict[str, Any]
+
+
+def seed_data(
+    image_index: dict[str, Any], oracle: dict[str, Any], dataset: dict[str, Any], seed: int
+) -> _SeedData:
+    """The split of `seed` with the sizes of `dataset.splits`, as `prepare` would make it."""
+    sizes = DatasetParams(**dataset).splits
+    ids = [record["image_id"] for record in image_index["images"]]
+    splits = {**al_state.split_ids(ids, sizes.val, sizes.test, sizes.initial, seed), "seed": seed}
+    return _SeedData(seed, image_index, oracle, evaluation_labels(oracle, splits),
+                     initial_state(image_index, splits, oracle))
+
+
+def _time(timings: dict[str, float], step: str, call: Callable[[], Any]) -> Any:
+    started = time.perf_counter()
+    result = call()
+    timings[step] = time.perf_counter() - started
+    return result
+
+
+class _Detector:
+    """D_t for one state and what strategies read from it; each step runs on first use, timed."""
+
+    def __init__(self, state: dict[str, Any], data: _SeedData, detector: dict[str, Any],
+                 embedding: dict[str, Any], al: dict[str, Any]) -> None:
+        self.state, self.data, self.detector, self.embedding, self.al = (
+            state, data, detector, embedding, al)
+        self.timings: dict[str, float] = {}
+
+    @functools.cached_property
+    def checkpoints(self) -> dict[str, Callable[[], bytes]]:
+        trained, _, _ = _time(self.timings, "train_detector", lambda: train_detector(
+            self.state, self.data.image_index, self.data.eval_labels, self.detector))
+        return _partitions(trained)
+
+    @functools.cached_property
+    def report(self) -> dict[str, Any]:
+        reports = _time(self.timings, "evaluate_detector", lambda: evaluate_detector(
+            self.checkpoints, self.state, self.data.image_index, self.data.eval_labels,
+            self.detector))
+        return reports[cycle_key(self.state)]
+
+    @functools.cached_property
+    def embeddings(self) -> dict[str, Callable[[], Any]]:
+        def embed() -> dict[str, Any]:
+            raw, _ = embed_images(self.checkpoints, self.state, self.data.image_index,
+                                  self.detector, self.embedding)
+            return reduce_embeddings(_partitions(raw), self.state, self.embedding)[0]
+        return _partitions(_time(self.timings, "embedding", embed))
+
+    @functools.cached_property
+    def pool_detections(self) -> dict[str, Callable[[], Any]]:
+        return _partitions(_time(self.timings, "predict_pool", lambda: predict_pool(
+            self.checkpoints, self.state, self.data.image_index, self.detector, self.al)))
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One (strategy, seed): its folder and the parameters its al_cycle nodes get."""
+
+    strategy: str
+    seed: int
+    folder: Path
+    detector: dict[str, Any]
+    al: dict[str, Any]
+    lut: dict[str, Any]
+    agent: dict[str, Any]
+    needs: frozenset[str]
+    settings: str
+    """Digest of what a saved cycle depends on; a saved cycle with another one is refused."""
+
+    @property
+    def name(self) -> str:
+        return f"{self.strategy}/seed_{self.seed}"
+
+
+def _scratch(detector: dict[str, Any], name: str, seed: int) -> str:
+    """Ultralytics' scratch folder of one run: <detector.run_dir>/benchmark/<name>/seed_<s>."""
+    return str(Path(detector["run_dir"]) / "benchmark" / name / f"seed_{seed}")
+
+
+def _make_run(strategy: str, data: _SeedData, params: BenchmarkParams, detector: dict[str, Any],
+              embedding: dict[str, Any], lut: dict[str, Any], agent: dict[str, Any],
+              al: dict[str, Any]) -> _Run:
+    seed = data.seed
+    options = params.strategy_options.get(strategy, {})
+    run_al = {**al, "strategy": strategy, "budget": params.budget, "seed": seed,
+              "from_cycle": None, "strategy_options": options}
+    run_detector = {**detector, "seed": seed, "run_dir": _scratch(detector, strategy, seed)}
+    run_lut = {**lut, "seed": seed}
+    run_agent = {**agent, "policy": {**agent.get("policy", {}), "seed": seed}}
+    needs = get_strategy(strategy, **options).needs
+    # What a saved cycle depends on; cycles, seeds and the strategy list may change between runs.
+    settings = {"dataset": data.initial_state["dataset"], "al": run_al,
+                "detector": {k: v for k, v in run_detector.items() if k != "run_dir"}}
+    if needs & {"embeddings", "policy"}:
+        settings["embedding"] = embedding
+    if "policy" in needs:
+        settings.update(lut=run_lut, agent=run_agent)
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+    return _Run(strategy, seed, Path(params.output_dir) / "runs" / strategy / f"seed_{seed}",
+                run_detector, run_al, run_lut, run_agent, needs, digest[:16])
+
+
+# --------------------------------------------------------------------------------------------------
+# One cycle, and resuming from saved cycles
+# --------------------------------------------------------------------------------------------------
+
+
+def _run_cycle(state: dict[str, Any], run: _Run, data: _SeedData, detector: _Detector,
+               final: bool, class_report_conf: float) -> dict[str, Any]:
+    """Train and evaluate D_t; unless `final`, query B images, annotate them and advance.
+
+    `wall_time_s` sums the steps this strategy used, so a shared cycle-0 detector counts for every
+    strategy as if each had trained it.
+    """
+    report = detector.report
+    used = ["train_detector", "evaluate_detector"]
+    timings: dict[str, float] = {}
+    query, next_state, query_seconds = None, None, None
+    if not final:
+        embeddings: dict[str, Any] = {}
+        if run.needs & {"embeddings", "policy"}:
+            embeddings = detector.embeddings
+            used.append("embedding")
+        policies: dict[str, Any] = {}
+        if "policy" in run.needs:  # the LUT and agent only feed strategies that read a policy
+            tables, _ = _time(timings, "lut", lambda: build_lut(
+                state, data.image_index, data.eval_labels, detector.checkpoints, embeddings,
+                run.detector, run.lut, run.al))
+            policies, _, figure = _time(timings, "agent", lambda: train_agent(
+                _partitions(tables), embeddings, state, run.agent, run.lut, run.al))
+            plt.close(figure)
+        queries, metrics = _time(timings, "select_query", lambda: select_query(
+            state, data.image_index, embeddings, detector.pool_detections, _partitions(policies),
+            run.al))
+        used.append("predict_pool")
+        new_labels, next_state = _time(timings, "annotate", lambda: _annotate(
+            state, _partitions(queries), data.oracle, run.al))
+        frame = queries[cycle_key(state)]
+        ids = frame["image_id"].astype(str).tolist()
+        detections = detector.pool_detections[cycle_key(state)]()
+        classes = data.image_index["classes"]
+        query = {
+            "image_ids": ids,
+            "scores": [float(s) for s in frame["score"]],
+            "predicted_classes": [classes[d["class_id"]] for i in ids for d in detections.get(i, [])
+                                  if d["score"] >= class_report_conf],
+            "true_classes": [classes[box["class_id"]] for i in ids for box in new_labels[i]],
+        }
+        query_seconds = float(metrics["query/seconds"]["value"])
+    timings = {**{step: detector.timings[step] for step in used}, **timings}
+    return {
+        "strategy": run.strategy, "seed": run.seed, "cycle": state["cycle"],
+        "n_labelled": len(state["labelled_ids"]), "settings": run.settings,
+        "metrics": report, "query": query, "query_seconds": query_seconds,
+        "timings_s": timings, "wall_time_s": sum(timings.values()),
+        "state": state, "next_state": next_state,
+    }
+
+
+def _annotate(state: dict[str, Any], queries: dict[str, Any], oracle: dict[str, Any],
+              al: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    new_labels = annotate_from_oracle(queries, state, oracle)
+    return new_labels, update_state(state, queries, new_labels, al)
+
+
+def load_finished_cycles(run: _Run, cycles: int) -> list[dict[str, Any]]:
+    """The saved cycles 0, 1, ... of `run` that this benchmark can continue from."""
+    records = []
+    for t in range(cycles + 1):
+        path = run.folder / f"cycle_{t}.json"
+        if not path.is_file():
+            break
+        record = json.loads(path.read_text())
+        if record["settings"] != run.settings:
+            raise ValueError(
+                f"{path} was produced with other settings (dataset, budget, detector, strategy "
+                f"options, ...). Delete {run.folder.parent.parent} or set benchmark.output_dir to "
+                "a new folder to start this benchmark afresh."
+            )
+        if t < cycles and record["next_state"] is None:
+            break  # the last point of a shorter benchmark: it never queried, so run it again
+        records.append(record)
+    return records
+
+
+def _run_strategy(run: _Run, data: _SeedData, first: _Detector, params: BenchmarkParams,
+                  detector_for: Callable[[dict[str, Any]], _Detector],
+                  progress: tqdm) -> list[dict[str, Any]]:
+    records = load_finished_cycles(run, params.cycles)
+    if records:
+        logger.info("Benchmark %s: cycles 0-%d already done, resuming", run.name, len(records) - 1)
+    progress.update(len(records))
+    with benchmark_tracking.child_run(run.strategy, run.seed) as tracker:
+        for record in records:
+            tracker.log_cycle(record)
+        state = records[-1]["next_state"] if records else data.initial_state
+        for t in range(len(records), params.cycles + 1):
+            detector = first if t == 0 else detector_for(state)
+            record = _run_cycle(state, run, data, detector, t == params.cycles,
+                                params.class_report_conf)
+            write_atomically(run.folder / f"cycle_{t}.json", json.dumps(record, indent=1).encode())
+            if not params.keep_scratch:
+                shutil.rmtree(Path(run.detector["run_dir"]) / f"cycle_{t}", ignore_errors=True)
+            tracker.log_cycle(record)
+            records.append(record)
+            state = record["next_state"]
+            test = record["metrics"]["test"]
+            logger.info(
+                "Benchmark %s cycle %d/%d: %d labelled, test mAP50-95=%.4f mAP50=%.4f (%.0f s)",
+                run.name, t, params.cycles, record["n_labelled"], test["map50_95"], test["map50"],
+                record["wall_time_s"])
+            progress.update(1)
+    return records
+
+
+def _check_pool(image_index: dict[str, Any], dataset: dict[str, Any],
+                params: BenchmarkParams) -> None:
+    sizes = DatasetParams(**dataset).splits
+    pool = len(image_index["images"]) - sizes.val - sizes.test - sizes.initial
+    if params.cycles * params.budget > pool:
+        raise ValueError(
+            f"benchmark needs cycles × budget = {params.cycles} × {params.budget} pool images, "
+            f"but the pool has {pool} (dataset.splits leaves {pool} of "
+            f"{len(image_index['images'])} images)"
+        )
+
+
+def run_benchmark(
+    image_index: dict[str, Any], oracle: dict[str, Any], benchmark: dict[str, Any],
+    dataset: dict[str, Any], detector: dict[str, Any], embedding: dict[str, Any],
+    lut: dict[str, Any], agent: dict[str, Any], al: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """Every (strategy, seed, cycle): test mAP, query, queried classes, timings (no states)."""
+    params = BenchmarkParams(**benchmark)
+    _check_pool(image_index, dataset, params)
+    units = len(params.strategies) * len(params.seeds) * (params.cycles + 1)
+    results = []
+    with tqdm(total=units, desc="benchmark", unit="cycle") as progress:
+        for seed in params.seeds:
+            data = seed_data(image_index, oracle, dataset, seed)
+            runs = [_make_run(s, data, params, detector, embedding, lut, agent, al)
+                    for s in params.strategies]
+            # D_0 (and its embeddings and pool predictions) is the same for every strategy.
+            shared = {**runs[0].detector, "run_dir": _scratch(detector, "shared", seed)}
+            first = _Detector(data.initial_state, data, shared, embedding, runs[0].al)
+            for run in runs:
+                detector_for = functools.partial(_Detector, data=data, detector=run.detector,
+                                                 embedding=embedding, al=run.al)
+                results += _run_strategy(run, data, first, params, detector_for, progress)
+            if not params.keep_scratch:
+                shutil.rmtree(first.detector["run_dir"], ignore_errors=True)
+    order = {name: i for i, name in enumerate(params.strategies)}
+    results.sort(key=lambda r: (order[r["strategy"]], r["seed"], r["cycle"]))
+    return [{k: v for k, v in r.items() if k not in ("state", "next_state")} for r in results]

@@ -1,0 +1,193 @@
+"""The benchmark's statistics: area under the AL curve, paired comparison with random, verdicts.
+
+AL gains are small next to training noise (DESIGN.md §6), so every comparison is *paired*: a
+strategy's curve of seed s is compared with random's curve of the same seed s (same split, same
+initial labelled set, same detector seed), and the per-seed differences are summarised by their
+mean and a 95% Student-t interval. With the 5-10 seeds a CPU benchmark can afford, a percentile
+bootstrap over seeds covers less than its nominal 95% (it ignores the uncertainty of the spread
+itself), while the t interval is exact for normal differences and close to it otherwise; the
+paired t-test's p-value is reported beside it. No correction for comparing several strategies is
+applied: read the verdicts one strategy at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from scipy.stats import entropy
+
+logger = logging.getLogger(__name__)
+
+BASELINE = "random"
+METRIC = "mAP50-95"
+CONFIDENCE = 0.95
+
+BETTER = "better than random"
+WORSE = "worse than random"
+UNDECIDED = "not distinguishable from random"
+TOO_FEW = "too few seeds to decide"
+
+
+def normalised_auc(n_labelled: np.ndarray, values: np.ndarray) -> float:
+    """Trapezoid area under the curve divided by its n_labelled range (a mean mAP)."""
+    order = np.argsort(n_labelled)
+    x, y = np.asarray(n_labelled, dtype=float)[order], np.asarray(values, dtype=float)[order]
+    if x[-1] == x[0]:
+        return float(y.mean())
+    return float(np.trapezoid(y, x) / (x[-1] - x[0]))
+
+
+def labels_to_reach(n_labelled: np.ndarray, values: np.ndarray, target: float) -> float:
+    """First n_labelled where the curve reaches `target` (linear between points); NaN if never."""
+    order = np.argsort(n_labelled)
+    x, y = np.asarray(n_labelled, dtype=float)[order], np.asarray(values, dtype=float)[order]
+    if y[0] >= target:
+        return float(x[0])
+    for i in range(1, len(x)):
+        if y[i] >= target:
+            return float(x[i - 1] + (target - y[i - 1]) / (y[i] - y[i - 1]) * (x[i] - x[i - 1]))
+    return float("nan")
+
+
+def mean_interval(values: list[float] | np.ndarray,
+                  confidence: float = CONFIDENCE) -> tuple[float, float, float]:
+    """(mean, low, high): the Student-t interval of the mean; low = high = NaN below 2 values.
+
+    Identical values give a zero-width interval at their mean.
+    """
+    values = np.asarray([v for v in values if not np.isnan(v)], dtype=float)
+    if len(values) == 0:
+        return float("nan"), float("nan"), float("nan")
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, float("nan"), float("nan")
+    half = float(stats.t.ppf(0.5 + confidence / 2, len(values) - 1)
+                 * values.std(ddof=1) / np.sqrt(len(values)))
+    return mean, mean - half, mean + half
+
+
+def paired_p_value(differences: list[float]) -> float:
+    """Two-sided p-value of the paired t-test (mean difference = 0); NaN below 2 differences,
+    0 or 1 when every difference is the same (no spread to test against)."""
+    values = np.asarray(differences, dtype=float)
+    if len(values) < 2:
+        return float("nan")
+    if np.allclose(values, values[0]):
+        return 1.0 if values[0] == 0 else 0.0
+    return float(stats.ttest_1samp(values, 0.0).pvalue)
+
+
+def verdict(low: float, high: float) -> str:
+    """Better / worse than random when the interval of the paired difference excludes zero."""
+    if np.isnan(low) or np.isnan(high):
+        return TOO_FEW
+    if low > 0:
+        return BETTER
+    if high < 0:
+        return WORSE
+    return UNDECIDED
+
+
+def per_seed(curve: pd.DataFrame, strategy: str) -> dict[int, pd.DataFrame]:
+    rows = curve[curve["strategy"] == strategy]
+    return {int(seed): group.sort_values("n_labelled") for seed, group in rows.groupby("seed")}
+
+
+def paired_differences(curve: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
+    """(strategy, seed, n_labelled, difference): each curve minus random's of the same seed."""
+    baseline = curve[curve["strategy"] == BASELINE][["seed", "n_labelled", metric]]
+    merged = curve.merge(baseline, on=["seed", "n_labelled"], suffixes=("", "_random"))
+    merged["difference"] = merged[metric] - merged[f"{metric}_random"]
+    return merged[["strategy", "seed", "n_labelled", "difference"]]
+
+
+def _std(values: list[float]) -> float:
+    return float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
+
+
+def _class_report(results: list[dict[str, Any]]) -> tuple[Counter, float]:
+    counts = Counter(c for r in results if r.get("query") for c in r["query"]["true_classes"])
+    return counts, float(entropy(list(counts.values()))) if counts else float("nan")
+
+
+def summarise(curve: pd.DataFrame, results: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per strategy: AUC, its paired gain over random with a 95% interval and a verdict,
+    labels needed to reach random's final mAP (with its interval), queried classes, wall time.
+
+    AUC is the normalised area under the test mAP50-95 curve. Means and stds are over seeds (std
+    with ddof=1: NaN for a single seed). "Labels to reach" is taken per seed against random's final
+    mAP50-95 of that seed; seeds whose curve never reaches it are counted in `reached` and left out
+    of the mean and its interval.
+    """
+    baseline = per_seed(curve, BASELINE)
+    if not baseline:
+        logger.warning("No %r strategy in the benchmark: comparisons with it are left empty",
+                       BASELINE)
+    rows = []
+    for strategy in curve["strategy"].drop_duplicates():
+        seeds = per_seed(curve, strategy)
+        auc = {s: normalised_auc(g["n_labelled"], g[METRIC]) for s, g in seeds.items()}
+        paired = [s for s in seeds if s in baseline]
+        gains = [auc[s] - normalised_auc(baseline[s]["n_labelled"], baseline[s][METRIC])
+                 for s in paired]
+        gain, gain_low, gain_high = mean_interval(gains)
+        reach = [labels_to_reach(seeds[s]["n_labelled"], seeds[s][METRIC],
+                                 baseline[s][METRIC].iloc[-1]) for s in paired]
+        reached = [n for n in reach if not np.isnan(n)]
+        reach_mean, reach_low, reach_high = mean_interval(reached)
+        mine = [r for r in results if r["strategy"] == strategy and r["seed"] in seeds]
+        counts, class_entropy = _class_report(mine)
+        walls = Counter()
+        for r in mine:
+            walls[r["seed"]] += r["wall_time_s"]
+        query_seconds = [r["query_seconds"] for r in mine if r.get("query_seconds") is not None]
+        final = [g[METRIC].iloc[-1] for g in seeds.values()]
+        is_baseline = strategy == BASELINE
+        rows.append({
+            "strategy": strategy,
+            "seeds": len(seeds),
+            "auc_map50_95_mean": float(np.mean(list(auc.values()))),
+            "auc_map50_95_std": _std(list(auc.values())),
+            "auc_gain_vs_random_mean": gain,
+            "auc_gain_vs_random_std": _std(gains),
+            "auc_gain_ci95_low": gain_low,
+            "auc_gain_ci95_high": gain_high,
+            "auc_gain_p_value": float("nan") if is_baseline else paired_p_value(gains),
+            "verdict": "baseline" if is_baseline else (verdict(gain_low, gain_high) if paired
+                                                       else ""),
+            "labels_to_reach_random_final": reach_mean,
+            "labels_to_reach_ci95_low": reach_low,
+            "labels_to_reach_ci95_high": reach_high,
+            "reached_random_final": f"{len(reached)}/{len(paired)}" if paired else "",
+            "final_map50_95_mean": float(np.mean(final)),
+            "final_map50_95_std": _std(final),
+            "queried_classes": json.dumps(dict(sorted(counts.items()))),
+            "queried_class_entropy_nats": class_entropy,
+            "wall_time_s": float(np.mean(list(walls.values()))) if walls else float("nan"),
+            "query_seconds_per_cycle": float(np.mean(query_seconds)) if query_seconds
+            else float("nan"),
+        })
+    summary = pd.DataFrame(rows)
+    logger.info("Benchmark summary:\n%s", summary.drop(columns="queried_classes").to_string())
+    return summary
+
+
+def parent_run_metrics(summary: pd.DataFrame) -> dict[str, Any]:
+    """The summary as MLflow metrics of the parent run: `benchmark/<strategy>/<column>`."""
+    columns = ["auc_map50_95_mean", "auc_gain_vs_random_mean", "auc_gain_ci95_low",
+               "auc_gain_ci95_high", "labels_to_reach_random_final", "final_map50_95_mean",
+               "queried_class_entropy_nats"]
+    metrics = {}
+    for row in summary.to_dict("records"):
+        for column in columns:
+            value = row[column]
+            if value is not None and not np.isnan(value):
+                metrics[f"benchmark/{row['strategy']}/{column}"] = {"value": float(value),
+                                                                    "step": 0}
+    return metrics
