@@ -73,7 +73,7 @@ class LUTParams(_Strict):
     workers: int = Field(1, ge=1, description="> 1 trains variants in parallel processes")
     torch_threads: int | None = Field(None, ge=1, description="torch threads per worker")
     semi_supervised: dict[str, Any] = Field(
-        default_factory=dict, description="SemiSupervisedConfig fields (detector.py)"
+        default_factory=dict, description="SemiSupervisedConfig fields (detector/config.py)"
     )
 
 

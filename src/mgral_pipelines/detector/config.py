@@ -1,0 +1,152 @@
+"""The adapter's configuration: the detector's and the semi-supervised variant's parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Detector hyper-parameters; `from_dict` builds it from the pipelines' parameters."""
+
+    model: str = "yolov8n.yaml"
+    """Architecture YAML (ultralytics name or path), built from scratch when weights are None."""
+    weights: str | None = None
+    """Local checkpoint path (e.g. the committed base detector); overrides `model`."""
+    imgsz: int = 160
+    """Square input size in pixels for training and inference (a multiple of 32)."""
+    epochs: int = 10
+    """Training epochs."""
+    batch: int = 16
+    """Training batch size; also the inference batch size of `evaluate_detector`."""
+    lr0: float = 0.002
+    """Initial learning rate."""
+    nbs: int | None = None
+    """Nominal batch size: gradients accumulate over nbs / batch batches before a step. None means
+    `batch` (no accumulation); ultralytics' 64 leaves a small labelled set only a few steps."""
+    warmup_epochs: float = 3.0
+    """Epochs of learning-rate warmup (capped so the last epoch trains at the scheduled rate)."""
+    optimizer: str = "AdamW"
+    """Optimizer name; fixed (not "auto", which picks by dataset size) so runs are reproducible."""
+    seed: int = 0
+    """Training seed (ultralytics seeds python, numpy and torch from it)."""
+    workers: int = 0
+    """Dataloader workers (ultralytics forces 0 on CPU)."""
+    device: str = "cpu"
+    """Torch device: "cpu", "0", "cuda:0", ..."""
+    patience: int = 100
+    """Early stopping: epochs without validation improvement."""
+    mosaic: float = 1.0
+    """Mosaic augmentation probability."""
+    close_mosaic: int = 2
+    """Turn mosaic off for the last N epochs."""
+    eval_conf: float = 0.001
+    """Confidence threshold of detections kept for mAP (as ultralytics' val)."""
+    eval_iou: float = 0.7
+    """NMS IoU threshold for evaluation and prediction."""
+    max_det: int = 100
+    """Maximum detections per image (COCO's maxDets=100)."""
+    verbose: bool = False
+    """Show ultralytics' own logging."""
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> DetectorConfig:
+        """Build from a parameters dict; unknown keys and unconvertible values raise ValueError.
+
+        Numbers are converted, because YAML 1.1 reads `2e-3` (no dot) as a string.
+        """
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ValueError(f"Unknown detector parameter(s) {unknown}; known: {sorted(known)}")
+        return cls(**{name: _convert(name, known[name].type, v) for name, v in values.items()})
+
+    def __post_init__(self) -> None:
+        def check(name: str, valid: bool, rule: str) -> None:
+            if not valid:
+                value = getattr(self, name)
+                raise ValueError(f"detector parameter {name} must be {rule}, got {value}")
+
+        for name in ("imgsz", "epochs", "batch", "max_det"):
+            check(name, getattr(self, name) >= 1, ">= 1")
+        check("nbs", self.nbs is None or self.nbs >= 1, ">= 1 or null")
+        check("warmup_epochs", self.warmup_epochs >= 0, ">= 0")
+        for name in ("eval_conf", "eval_iou", "mosaic"):
+            check(name, 0.0 <= getattr(self, name) <= 1.0, "in [0, 1]")
+
+
+def _convert(name: str, annotation: str, value: Any, kind: str = "detector") -> Any:
+    converters: dict[str, Callable[[Any], Any]] = {"int": int, "float": float}
+    annotation = annotation.removesuffix(" | None")
+    convert = converters.get(annotation)
+    if convert is None or value is None or isinstance(value, bool):
+        return value
+    try:
+        converted = convert(value)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{kind} parameter {name}: {value!r} is not a number") from error
+    if annotation == "int" and converted != float(value):
+        raise ValueError(f"{kind} parameter {name}: {value!r} is not an integer")
+    return converted
+
+
+@dataclass(frozen=True)
+class SemiSupervisedConfig:
+    """The semi-supervised variant's extra parameters (DESIGN.md §2 step 3); `from_dict` as above.
+
+    The variant minimises `L_S + w(t) * L_U`: ultralytics' detection loss on the labelled images
+    plus the same loss on the unlabelled images against the starting detector's pseudo-labels.
+    """
+
+    pseudo_label_conf: float = 0.5
+    """The starting detector's detections scoring at least this are the unlabelled images'
+    pseudo-labels (best class per box, NMS at the detector config's eval_iou and max_det); an
+    image without any becomes a background image (every anchor a negative)."""
+    unsupervised_weight: float = 1.0
+    """w_max, the weight of L_U once the ramp-up is over. 0 keeps the unlabelled images in the
+    batches (they still shape batch-norm statistics and mosaics) but out of the gradient."""
+    ramp_up_epochs: float = 3.0
+    """T of the sigmoid ramp-up w(t) = w_max * exp(-5 (1 - min(t, T) / T)^2) (Laine & Aila 2017),
+    t the 0-based epoch, updated at each epoch's start; T = 0 means w = w_max throughout."""
+    checkpoint: str = "last"
+    """"last": the final epoch's weights, validating only once at the end (no per-epoch validation,
+    no early stopping), so that every variant and the reference get exactly the same schedule and
+    V is not also used to pick an epoch. "best": the best epoch on val_ids, as train_detector."""
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> SemiSupervisedConfig:
+        """Build from a parameters dict; unknown keys and unconvertible values raise ValueError."""
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ValueError(
+                f"Unknown semi-supervised parameter(s) {unknown}; known: {sorted(known)}"
+            )
+        return cls(**{
+            name: _convert(name, known[name].type, v, "semi-supervised")
+            for name, v in values.items()
+        })
+
+    def __post_init__(self) -> None:
+        rules = {
+            "pseudo_label_conf": (0.0 <= self.pseudo_label_conf <= 1.0, "in [0, 1]"),
+            "unsupervised_weight": (self.unsupervised_weight >= 0, ">= 0"),
+            "ramp_up_epochs": (self.ramp_up_epochs >= 0, ">= 0"),
+            "checkpoint": (self.checkpoint in ("best", "last"), '"best" or "last"'),
+        }
+        for name, (valid, rule) in rules.items():
+            if not valid:
+                raise ValueError(
+                    f"semi-supervised parameter {name} must be {rule}, got {getattr(self, name)}"
+                )
+
+    def weight_at(self, epoch: float) -> float:
+        """w(t): the sigmoid ramp-up from w_max * exp(-5) at t = 0 to w_max from t = T on."""
+        if self.ramp_up_epochs <= 0:
+            return float(self.unsupervised_weight)
+        phase = 1.0 - min(max(float(epoch), 0.0), self.ramp_up_epochs) / self.ramp_up_epochs
+        return float(self.unsupervised_weight * np.exp(-5.0 * phase * phase))

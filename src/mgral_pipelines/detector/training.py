@@ -1,0 +1,181 @@
+"""Training: `train_detector` and `ProjectDetectionTrainer`, the base of the project's trainers."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from mgral_pipelines.detector._ultralytics import _is_integration, _ultralytics_verbosity
+from mgral_pipelines.detector.checkpoints import Weights, _checkpoint_bytes
+from mgral_pipelines.detector.config import DetectorConfig
+from mgral_pipelines.detector.yolo_dataset import Annotations, Records, write_yolo_dataset
+
+from ultralytics.cfg import DEFAULT_CFG
+from ultralytics.models.yolo.detect import DetectionTrainer
+
+logger = logging.getLogger(__name__)
+
+
+class ProjectDetectionTrainer(DetectionTrainer):
+    """ultralytics' DetectionTrainer without its third-party integrations.
+
+    Ultralytics adds MLflow, DVC, platform and analytics callbacks to every trainer; they would log
+    into (or replace) the MLflow run kedro-mlflow opened. Custom trainers subclass this one and
+    override ultralytics' template methods (`get_model`, `build_dataset`, `get_dataloader`, ...).
+    """
+
+    def __init__(
+        self, cfg: Any = DEFAULT_CFG, overrides: dict | None = None, _callbacks: dict | None = None
+    ):
+        super().__init__(cfg, overrides, _callbacks)
+        # The validator is built later from this same dict, so it inherits the clean-up.
+        for callbacks in self.callbacks.values():
+            callbacks[:] = [c for c in callbacks if not _is_integration(c)]
+
+    def run_callbacks(self, event: str) -> None:
+        # Also covers the on_pretrain_routine_start event fired inside DetectionTrainer.__init__.
+        for callback in self.callbacks.get(event, []):
+            if not _is_integration(callback):
+                callback(self)
+
+
+TrainerFactory = Callable[..., DetectionTrainer]
+
+
+def train_detector(
+    records: Records,
+    annotations: Annotations,
+    classes: Sequence[str],
+    train_ids: Sequence[str],
+    val_ids: Sequence[str],
+    config: DetectorConfig,
+    run_dir: Path,
+    initial_weights: Weights = None,
+    progress: bool = True,
+    trainer_cls: TrainerFactory = ProjectDetectionTrainer,
+    keep: str = "best",
+) -> tuple[bytes, dict[str, float]]:
+    """Train on `train_ids`, select the best epoch on `val_ids`; return its checkpoint and info.
+
+    Starts from `initial_weights`, else `config.weights`, else `config.model` built from YAML. All
+    files go under `run_dir` (`dataset/` the YOLO view of the images, `train/` ultralytics' run).
+    `trainer_cls` is called as `trainer_cls(overrides=...)`: a `ProjectDetectionTrainer` subclass,
+    or a `functools.partial` of one carrying extra inputs. `keep="last"` returns the final epoch
+    instead, validated only at the end.
+    """
+    if not train_ids or not val_ids:
+        raise ValueError(
+            f"Training needs train and val images (got {len(train_ids)} and {len(val_ids)})"
+        )
+    run_dir = Path(run_dir).resolve()
+    data_yaml = write_yolo_dataset(
+        run_dir / "dataset", records, annotations, classes, {"train": train_ids, "val": val_ids}
+    )
+    model = _initial_model(initial_weights, config, run_dir)
+    overrides = _train_overrides(config, data_yaml, model, run_dir)
+    if keep == "last":
+        # ultralytics still validates the final epoch; without per-epoch fitness there is no early
+        # stopping, and best.pt ends up as the final epoch too.
+        overrides["val"] = False
+    with _ultralytics_verbosity(config.verbose):
+        trainer = trainer_cls(overrides=overrides)
+        started = time.perf_counter()
+        with _epoch_progress(trainer, config.epochs, enabled=progress):
+            trainer.train()
+        seconds = time.perf_counter() - started
+    if keep == "last":
+        checkpoint = trainer.last
+    else:
+        checkpoint = trainer.best if trainer.best.exists() else trainer.last
+    info = _training_info(trainer, seconds)
+    logger.info(
+        "Trained detector on %d images for %d epochs in %.1f s (val mAP50-95 %.4f)",
+        len(train_ids), info["epochs"], seconds, info["val_map50_95"],
+    )
+    return checkpoint.read_bytes(), info
+
+
+def _initial_model(initial_weights: Weights, config: DetectorConfig, run_dir: Path) -> str:
+    """The `model` argument of the trainer: a checkpoint copied into the run, or the YAML."""
+    source = initial_weights if initial_weights is not None else config.weights
+    if source is None:
+        return config.model
+    # A copy with a .pt suffix: the trainer only loads weights from paths ending in .pt.
+    path = run_dir / "initial_weights.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(_checkpoint_bytes(source))
+    return str(path)
+
+
+def _train_overrides(
+    config: DetectorConfig, data_yaml: Path, model: str, run_dir: Path
+) -> dict[str, Any]:
+    return {
+        "task": "detect",
+        "mode": "train",
+        "model": model,
+        "data": str(data_yaml),
+        "imgsz": config.imgsz,
+        "epochs": config.epochs,
+        "batch": config.batch,
+        "lr0": config.lr0,
+        "nbs": config.nbs or config.batch,
+        "warmup_epochs": config.warmup_epochs,
+        "optimizer": config.optimizer,
+        "seed": config.seed,
+        "deterministic": True,
+        "workers": config.workers,
+        "device": config.device,
+        "patience": config.patience,
+        "mosaic": config.mosaic,
+        "close_mosaic": config.close_mosaic,
+        # Validation during training scores epochs the way evaluate_detector will.
+        "conf": config.eval_conf,
+        "iou": config.eval_iou,
+        "max_det": config.max_det,
+        "amp": False,  # the AMP check downloads a model
+        "plots": False,  # plots download fonts
+        "project": str(run_dir),
+        "name": "train",
+        "exist_ok": True,
+        "verbose": config.verbose,
+    }
+
+
+def _training_info(trainer: DetectionTrainer, seconds: float) -> dict[str, float]:
+    losses = trainer.label_loss_items(trainer.tloss, prefix="train") if trainer.tloss else {}
+    metrics = trainer.metrics or {}
+    return {
+        "epochs": int(trainer.epoch + 1),
+        "best_epoch": int(trainer.stopper.best_epoch),
+        "best_fitness": float(trainer.best_fitness or 0.0),
+        "train_time_s": round(seconds, 3),
+        **{key: float(value) for key, value in losses.items()},
+        "val_map50": float(metrics.get("metrics/mAP50(B)", 0.0)),
+        "val_map50_95": float(metrics.get("metrics/mAP50-95(B)", 0.0)),
+    }
+
+
+@contextmanager
+def _epoch_progress(trainer: DetectionTrainer, epochs: int, enabled: bool) -> Iterator[None]:
+    """A tqdm bar over epochs, fed by ultralytics' on_fit_epoch_end event."""
+    bar = tqdm(total=epochs, desc="train detector", unit="epoch", disable=not enabled)
+
+    def update(trainer: DetectionTrainer) -> None:
+        # Absolute position: the final evaluation of best.pt fires this event once more.
+        bar.update(min(trainer.epoch + 1, bar.total) - bar.n)
+        if trainer.tloss:
+            losses = trainer.label_loss_items(trainer.tloss, prefix="train")
+            bar.set_postfix({key.split("/")[-1]: f"{value:.3f}" for key, value in losses.items()})
+
+    trainer.add_callback("on_fit_epoch_end", update)
+    try:
+        yield
+    finally:
+        bar.close()

@@ -1,0 +1,71 @@
+"""Training: the checkpoint and info train_detector returns, fine-tuning, reproducibility."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mgral_pipelines.detector.checkpoints import load_model
+from mgral_pipelines.detector.inference import embed
+from mgral_pipelines.detector.training import train_detector
+from tests.conftest import DetectorDataset
+from tests.detector.conftest import CONFIG, Trained
+
+
+@pytest.mark.slow
+def test_training_returns_a_loadable_checkpoint(detector_trained: Trained) -> None:
+    detector = load_model(detector_trained.weights)
+
+    assert detector.class_names == detector_trained.dataset.classes
+    assert detector_trained.info["epochs"] == CONFIG.epochs
+    assert set(detector_trained.info) >= {
+        "best_epoch", "best_fitness", "train_time_s", "train/box_loss", "val_map50", "val_map50_95"
+    }
+    assert detector_trained.info["val_map50_95"] > 0.1  # it learned something
+
+
+@pytest.mark.slow
+def test_training_writes_only_under_run_dir(detector_trained: Trained) -> None:
+    run_dir = detector_trained.run_dir
+
+    assert (run_dir / "dataset" / "data.yaml").is_file()
+    assert (run_dir / "train" / "weights" / "best.pt").is_file()
+    assert not (run_dir / "train2").exists()
+    assert not (Path.cwd() / "runs").exists()
+
+
+@pytest.mark.slow
+def test_fine_tuning_starts_from_the_given_weights(
+    detector_trained: Trained, tmp_path: Path
+) -> None:
+    data = detector_trained.dataset
+    config = replace(CONFIG, epochs=1, lr0=1e-4)
+    base = tmp_path / "base.pt"
+    base.write_bytes(detector_trained.weights)
+    splits = (data.records, data.annotations, data.classes, data.train_ids, data.val_ids)
+
+    _, from_bytes = train_detector(*splits, config, tmp_path / "a", detector_trained.weights,
+                                   progress=False)
+    _, from_config = train_detector(*splits, replace(config, weights=str(base)), tmp_path / "b",
+                                    progress=False)
+
+    # One gentle epoch keeps most of what the base learned; from scratch it would be ~0.
+    assert from_bytes["val_map50_95"] > 0.5 * detector_trained.info["val_map50_95"]
+    assert from_config["val_map50_95"] == pytest.approx(from_bytes["val_map50_95"])
+
+
+@pytest.mark.slow
+def test_training_is_reproducible(detector_square_dataset: DetectorDataset, tmp_path: Path) -> None:
+    data = detector_square_dataset
+    config = replace(CONFIG, epochs=2)
+    runs = [
+        train_detector(data.records, data.annotations, data.classes, data.train_ids[:8],
+                       data.val_ids, config, tmp_path / name, progress=False)[0]
+        for name in ("first", "second")
+    ]
+
+    first, second = (embed(w, data.records, data.val_ids, config, progress=False) for w in runs)
+    np.testing.assert_array_equal(first, second)
