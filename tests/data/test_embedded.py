@@ -93,3 +93,31 @@ def test_pretrain_split_draws_from_disjoint_digit_instances():
 def test_invalid_config_is_refused():
     with pytest.raises(ValueError, match="class_weights"):
         EmbeddedDatasetConfig(class_weights=(1.0, 0.5))
+
+
+def test_bursts_of_near_duplicates_and_chosen_distractors(tmp_path):
+    config = EmbeddedDatasetConfig(num_images=120, image_size=64, seed=1, min_object_size=10,
+                                   max_object_size=30, near_duplicate_fraction=0.3,
+                                   duplicate_group_size=(4, 6), distractor_digits=())
+    folder = tmp_path / "bursts"
+    generate_embedded_dataset(folder, config)
+    groups = json.loads((folder / "provenance.json").read_text())["near_duplicate_groups"]
+    assert sum(len(group) - 1 for group in groups) == 36
+    # The last group may be cut short by the number of copies left to place.
+    assert all(4 <= len(group) <= 6 for group in groups[:-1])
+
+
+def test_default_groups_keep_the_committed_datasets_bytes():
+    """The new fields' defaults reproduce the generator's earlier draws (pairs to quadruples)."""
+    assert EmbeddedDatasetConfig().duplicate_group_size == (2, 4)
+    assert EmbeddedDatasetConfig().distractor_digits is None
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"distractor_digits": (0,)}, "distractor_digits"),
+    ({"duplicate_group_size": (1, 3)}, "duplicate_group_size"),
+    ({"duplicate_group_size": (5, 4)}, "duplicate_group_size"),
+])
+def test_invalid_burst_and_distractor_settings_are_refused(change, message):
+    with pytest.raises(ValueError, match=message):
+        EmbeddedDatasetConfig(**change)

@@ -10,7 +10,7 @@ import pytest
 
 from mgral_pipelines.detector.checkpoints import load_model
 from mgral_pipelines.detector.inference import embed
-from mgral_pipelines.detector.training import train_detector
+from mgral_pipelines.detector.training import epoch_list, train_detector
 from tests.conftest import DetectorDataset
 from tests.detector.conftest import CONFIG, Trained
 
@@ -69,3 +69,35 @@ def test_training_is_reproducible(detector_square_dataset: DetectorDataset, tmp_
 
     first, second = (embed(w, data.records, data.val_ids, config, progress=False) for w in runs)
     np.testing.assert_array_equal(first, second)
+
+
+def test_epoch_list_repeats_every_image_evenly():
+    ids = ["a", "b", "c"]
+    listed = epoch_list(ids, 8, seed=0)
+    assert len(listed) == 8
+    counts = {i: listed.count(i) for i in ids}
+    assert sorted(counts.values()) == [2, 3, 3]
+    assert epoch_list(ids, 8, seed=0) == listed  # seeded
+    assert epoch_list(ids, None, seed=0) == ids
+    assert epoch_list(ids, 2, seed=0) == ids  # never drops an image
+
+
+@pytest.mark.slow
+def test_images_per_epoch_fixes_the_optimiser_steps(
+    detector_square_dataset: DetectorDataset, tmp_path: Path
+) -> None:
+    """Two labelled-set sizes, one schedule: the same number of optimiser steps."""
+    data = detector_square_dataset
+    config = replace(CONFIG, epochs=2, images_per_epoch=16, checkpoint="last")
+    steps = [
+        train_detector(data.records, data.annotations, data.classes, data.train_ids[:n],
+                       data.val_ids, config, tmp_path / str(n), progress=False)[1]
+        ["optimizer_steps"]
+        for n in (3, 10)
+    ]
+    assert steps == [2 * 16 // config.batch] * 2
+    _, unrepeated = train_detector(data.records, data.annotations, data.classes,
+                                   data.train_ids[:10], data.val_ids,
+                                   replace(config, images_per_epoch=None), tmp_path / "plain",
+                                   progress=False)
+    assert unrepeated["optimizer_steps"] == 2 * 3  # ceil(10 / 4) batches per epoch

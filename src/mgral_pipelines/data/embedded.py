@@ -57,8 +57,11 @@ class EmbeddedDatasetConfig:
     """MNIST instances used: "al" takes indices with index % 2 == 0, "pretrain" the odd ones, so
     the two datasets never share a digit instance."""
     class_digits: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
-    """The digit of each class; class i is named f"digit_{class_digits[i]}". Other digits are
-    used as distractors."""
+    """The digit of each class; class i is named f"digit_{class_digits[i]}"."""
+    distractor_digits: tuple[int, ...] | None = None
+    """Digits drawn (whole or as fragments) as distractors, which are not objects; None means every
+    digit outside class_digits, () only pen strokes. A base detector pretrained on other classes
+    should not learn to suppress the AL classes, so its pretraining data sets ()."""
     class_weights: tuple[float, ...] = (1.0, 0.55, 0.3, 0.18, 0.12, 0.07)
     """Relative frequency of each class among the objects (long tail); realised counts follow
     these proportions up to rounding."""
@@ -75,12 +78,20 @@ class EmbeddedDatasetConfig:
     pen strokes) and no object."""
     near_duplicate_fraction: float = 0.15
     """Share of images that are near-copies (shifted 1-3 px, brightness and noise jitter) of
-    another image; a source and its copies form a group of 2-4 images."""
+    another image; a source and its copies form a group."""
+    duplicate_group_size: tuple[int, int] = (2, 4)
+    """Smallest and largest number of images in a near-duplicate group (source included), drawn
+    uniformly; large groups are bursts of nearly identical frames, as a video pool has."""
 
     def __post_init__(self) -> None:
         # Parameters from YAML arrive as lists; tuples keep the config hashable and comparable.
         object.__setattr__(self, "class_digits", tuple(int(d) for d in self.class_digits))
         object.__setattr__(self, "class_weights", tuple(float(w) for w in self.class_weights))
+        if self.distractor_digits is not None:
+            object.__setattr__(self, "distractor_digits",
+                               tuple(int(d) for d in self.distractor_digits))
+        object.__setattr__(self, "duplicate_group_size",
+                           tuple(int(n) for n in self.duplicate_group_size))
         problems = []
         if self.num_images < 1:
             problems.append("num_images must be >= 1")
@@ -92,6 +103,16 @@ class EmbeddedDatasetConfig:
             problems.append("class_digits must be non-empty and distinct")
         if any(not 0 <= d <= 9 for d in self.class_digits):
             problems.append("class_digits must be digits 0-9")
+        if self.distractor_digits is not None and (
+            set(self.distractor_digits) & set(self.class_digits)
+            or any(not 0 <= d <= 9 for d in self.distractor_digits)
+        ):
+            problems.append("distractor_digits must be digits 0-9 outside class_digits")
+        if len(self.duplicate_group_size) != 2 or not (
+            2 <= self.duplicate_group_size[0] <= self.duplicate_group_size[1]
+        ):
+            problems.append("duplicate_group_size must be [smallest, largest] with 2 <= smallest "
+                            "<= largest")
         if len(self.class_weights) != len(self.class_digits):
             problems.append("class_weights needs one weight per class digit")
         if any(w <= 0 for w in self.class_weights):
@@ -267,7 +288,9 @@ class _SceneMaker:
         self.rng = rng
         self.digits, _ = _mnist()
         self.pools = _digit_pools(config.digit_split)
-        self.distractor_digits = [d for d in range(10) if d not in config.class_digits]
+        self.distractor_digits = (
+            [d for d in range(10) if d not in config.class_digits]
+            if config.distractor_digits is None else list(config.distractor_digits))
 
     def _size(self) -> float:
         low, high = self.config.min_object_size, self.config.max_object_size
@@ -387,7 +410,8 @@ def _plan(config: EmbeddedDatasetConfig, rng: np.random.Generator) -> tuple[list
 def _duplicate_groups(
     config: EmbeddedDatasetConfig, rng: np.random.Generator, kinds: list[str], class_ids: list[list[int]]
 ) -> list[tuple[int, int]]:
-    """(source, number of copies) pairs; 1-3 copies each, so groups have 2-4 images.
+    """(source, number of copies) pairs; groups (source and copies) have `duplicate_group_size`
+    images.
 
     Sources hold no object of the rarest class(es): copies then only add to commoner classes and
     cannot push the rarest above its share.
@@ -401,7 +425,8 @@ def _duplicate_groups(
     for source in candidates:
         if remaining == 0:
             break
-        copies = min(int(rng.integers(1, 4)), remaining)
+        smallest, largest = config.duplicate_group_size
+        copies = min(int(rng.integers(smallest - 1, largest)), remaining)
         groups.append((int(source), copies))
         remaining -= copies
     if remaining:

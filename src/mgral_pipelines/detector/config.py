@@ -21,6 +21,11 @@ class DetectorConfig:
     """Square input size in pixels for training and inference (a multiple of 32)."""
     epochs: int = 10
     """Training epochs."""
+    images_per_epoch: int | None = None
+    """Images one epoch trains on. None: the training set once (so the number of optimiser steps
+    grows with the labelled set). A number: the training set repeated to that length (each image
+    k or k + 1 times; all of them once when the set is larger), so every labelled-set size of an AL
+    curve gets the same epochs * images_per_epoch / batch optimiser steps and the same schedule."""
     batch: int = 16
     """Training batch size; also the inference batch size of `evaluate_detector`."""
     lr0: float = 0.002
@@ -30,6 +35,10 @@ class DetectorConfig:
     `batch` (no accumulation); ultralytics' 64 leaves a small labelled set only a few steps."""
     warmup_epochs: float = 3.0
     """Epochs of learning-rate warmup (capped so the last epoch trains at the scheduled rate)."""
+    warmup_bias_lr: float = 0.0
+    """Learning rate the biases start the warm-up at. Ultralytics' 0.1 is 50x lr0 here and, in a
+    short fine-tune of a trained detector, knocks it off its optimum; 0 warms the biases up from 0
+    like every other parameter (what ultralytics itself does with optimizer=auto)."""
     optimizer: str = "AdamW"
     """Optimizer name; fixed (not "auto", which picks by dataset size) so runs are reproducible."""
     seed: int = 0
@@ -50,6 +59,9 @@ class DetectorConfig:
     """NMS IoU threshold for evaluation and prediction."""
     max_det: int = 100
     """Maximum detections per image (COCO's maxDets=100)."""
+    checkpoint: str = "best"
+    """Which weights training returns: "best", the epoch with the best mAP on V (validating every
+    epoch); "last", the final weights, validated once at the end (cheaper, and V picks nothing)."""
     verbose: bool = False
     """Show ultralytics' own logging."""
 
@@ -74,7 +86,11 @@ class DetectorConfig:
         for name in ("imgsz", "epochs", "batch", "max_det"):
             check(name, getattr(self, name) >= 1, ">= 1")
         check("nbs", self.nbs is None or self.nbs >= 1, ">= 1 or null")
+        check("images_per_epoch", self.images_per_epoch is None or self.images_per_epoch >= 1,
+              ">= 1 or null")
         check("warmup_epochs", self.warmup_epochs >= 0, ">= 0")
+        check("warmup_bias_lr", self.warmup_bias_lr >= 0, ">= 0")
+        check("checkpoint", self.checkpoint in ("best", "last"), '"best" or "last"')
         for name in ("eval_conf", "eval_iou", "mosaic"):
             check(name, 0.0 <= getattr(self, name) <= 1.0, "in [0, 1]")
 

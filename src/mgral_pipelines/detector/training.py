@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from mgral_pipelines.detector._ultralytics import _is_integration, _ultralytics_verbosity
@@ -59,23 +60,26 @@ def train_detector(
     initial_weights: Weights = None,
     progress: bool = True,
     trainer_cls: TrainerFactory = ProjectDetectionTrainer,
-    keep: str = "best",
+    keep: str | None = None,
 ) -> tuple[bytes, dict[str, float]]:
     """Train on `train_ids`, select the best epoch on `val_ids`; return its checkpoint and info.
 
     Starts from `initial_weights`, else `config.weights`, else `config.model` built from YAML. All
     files go under `run_dir` (`dataset/` the YOLO view of the images, `train/` ultralytics' run).
     `trainer_cls` is called as `trainer_cls(overrides=...)`: a `ProjectDetectionTrainer` subclass,
-    or a `functools.partial` of one carrying extra inputs. `keep="last"` returns the final epoch
-    instead, validated only at the end.
+    or a `functools.partial` of one carrying extra inputs. `keep` (default `config.checkpoint`):
+    "best" or "last", the final epoch, validated only at the end. With `config.images_per_epoch`
+    each epoch trains on the training set repeated to that length (`epoch_list`).
     """
+    keep = keep or config.checkpoint
     if not train_ids or not val_ids:
         raise ValueError(
             f"Training needs train and val images (got {len(train_ids)} and {len(val_ids)})"
         )
     run_dir = Path(run_dir).resolve()
+    epoch_ids = epoch_list(train_ids, config.images_per_epoch, config.seed)
     data_yaml = write_yolo_dataset(
-        run_dir / "dataset", records, annotations, classes, {"train": train_ids, "val": val_ids}
+        run_dir / "dataset", records, annotations, classes, {"train": epoch_ids, "val": val_ids}
     )
     model = _initial_model(initial_weights, config, run_dir)
     overrides = _train_overrides(config, data_yaml, model, run_dir)
@@ -95,10 +99,29 @@ def train_detector(
         checkpoint = trainer.best if trainer.best.exists() else trainer.last
     info = _training_info(trainer, seconds)
     logger.info(
-        "Trained detector on %d images for %d epochs in %.1f s (val mAP50-95 %.4f)",
-        len(train_ids), info["epochs"], seconds, info["val_map50_95"],
+        "Trained detector on %d images for %d epochs (%d optimiser steps) in %.1f s "
+        "(val mAP50-95 %.4f)",
+        len(train_ids), info["epochs"], info["optimizer_steps"], seconds, info["val_map50_95"],
     )
     return checkpoint.read_bytes(), info
+
+
+def epoch_list(train_ids: Sequence[str], images_per_epoch: int | None, seed: int) -> list[str]:
+    """The images one epoch trains on: `train_ids` repeated to `images_per_epoch` entries.
+
+    Each id appears k or k + 1 times (the k + 1 drawn with `seed`); None, or a training set at
+    least that large, gives every id once. Ultralytics shuffles the list every epoch.
+    """
+    ids = list(train_ids)
+    if images_per_epoch is None or len(ids) >= images_per_epoch:
+        if images_per_epoch is not None and len(ids) > images_per_epoch:
+            logger.warning("%d training images exceed images_per_epoch=%d: each epoch takes them "
+                           "all, so this run trains for more optimiser steps than its schedule",
+                           len(ids), images_per_epoch)
+        return ids
+    repeats, extra = divmod(images_per_epoch, len(ids))
+    chosen = np.random.default_rng(seed).choice(len(ids), extra, replace=False)
+    return ids * repeats + [ids[i] for i in sorted(chosen)]
 
 
 def _initial_model(initial_weights: Weights, config: DetectorConfig, run_dir: Path) -> str:
@@ -127,6 +150,7 @@ def _train_overrides(
         "lr0": config.lr0,
         "nbs": config.nbs or config.batch,
         "warmup_epochs": config.warmup_epochs,
+        "warmup_bias_lr": config.warmup_bias_lr,
         "optimizer": config.optimizer,
         "seed": config.seed,
         "deterministic": True,
@@ -153,6 +177,8 @@ def _training_info(trainer: DetectionTrainer, seconds: float) -> dict[str, float
     metrics = trainer.metrics or {}
     return {
         "epochs": int(trainer.epoch + 1),
+        "optimizer_steps": int((trainer.epoch + 1) * len(trainer.train_loader)
+                               // max(trainer.accumulate, 1)),
         "best_epoch": int(trainer.stopper.best_epoch),
         "best_fitness": float(trainer.best_fitness or 0.0),
         "train_time_s": round(seconds, 3),
