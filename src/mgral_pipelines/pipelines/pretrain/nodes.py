@@ -40,7 +40,7 @@ def pretrain_base_detector(pretrain: dict[str, Any]) -> tuple[bytes, dict[str, A
     )
     logger.info("Base detector: val mAP50-95=%.3f mAP50=%.3f", metrics["map50_95"], metrics["map50"])
     provenance = {
-        "produced_by": "kedro run --pipeline=pretrain",
+        "produced_by": pretrain.get("produced_by", "kedro run --pipeline=pretrain"),
         "data": {**pretrain["dataset"], "train_images": len(split["pool"]),
                  "val_images": len(split["val"]), "classes": manifest["classes"]},
         "detector": pretrain["detector"],
