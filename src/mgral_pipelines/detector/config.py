@@ -33,6 +33,10 @@ class DetectorConfig:
     nbs: int | None = None
     """Nominal batch size: gradients accumulate over nbs / batch batches before a step. None means
     `batch` (no accumulation); ultralytics' 64 leaves a small labelled set only a few steps."""
+    freeze: int | None = None
+    """Keep the first N layers of the model frozen (ultralytics' `freeze`; 10 = the backbone of
+    yolov8n): cheaper steps, and a small labelled set trains the neck and head on features the
+    base learned from far more images."""
     warmup_epochs: float = 3.0
     """Epochs of learning-rate warmup (capped so the last epoch trains at the scheduled rate)."""
     warmup_bias_lr: float = 0.0
@@ -86,6 +90,7 @@ class DetectorConfig:
         for name in ("imgsz", "epochs", "batch", "max_det"):
             check(name, getattr(self, name) >= 1, ">= 1")
         check("nbs", self.nbs is None or self.nbs >= 1, ">= 1 or null")
+        check("freeze", self.freeze is None or self.freeze >= 1, ">= 1 or null")
         check("images_per_epoch", self.images_per_epoch is None or self.images_per_epoch >= 1,
               ">= 1 or null")
         check("warmup_epochs", self.warmup_epochs >= 0, ">= 0")

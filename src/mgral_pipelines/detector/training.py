@@ -151,6 +151,7 @@ def _train_overrides(
         "nbs": config.nbs or config.batch,
         "warmup_epochs": config.warmup_epochs,
         "warmup_bias_lr": config.warmup_bias_lr,
+        "freeze": config.freeze,
         "optimizer": config.optimizer,
         "seed": config.seed,
         "deterministic": True,
