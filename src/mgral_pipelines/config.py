@@ -65,9 +65,17 @@ class EmbeddingParams(_Strict):
 class LUTParams(_Strict):
     """LUT of semi-supervised detector variants (`lut` in parameters_lut.yml)."""
 
-    num_batches: int = Field(6, ge=1, description="K candidate batches (one variant each)")
-    batch_size: int = Field(20, ge=1, description="images per candidate batch; the agent's batch")
-    epochs: int = Field(4, ge=1, description="fine-tuning epochs of every variant and the reference")
+    num_batches: int = Field(30, ge=1, description="K candidate batches (one variant each)")
+    batch_size: int | None = Field(
+        None, ge=1, description="images per candidate batch; null = the query budget al.budget")
+    epochs: int = Field(1, ge=1, description="fine-tuning epochs of every variant and the reference")
+    images_per_epoch: int | None = Field(
+        128, ge=1, description="images per variant epoch (detector.images_per_epoch for the "
+        "variants): a fixed, small number of steps, the same for the reference and every variant")
+    stratified_share: float = Field(
+        0.75, ge=0, le=1, description="share of candidate batches that over-represent a stratum "
+        "of the pool (mgral/candidates.py); the rest are uniform")
+    clusters: int = Field(6, ge=1, description="k-means clusters of the embeddings used as strata")
     metric: Literal["map50_95", "map50"] = Field("map50_95", description="mAP on V used for ΔmAP")
     seed: int = Field(0, description="seeds the candidate batches (with the cycle number)")
     workers: int = Field(1, ge=1, description="> 1 trains variants in parallel processes")

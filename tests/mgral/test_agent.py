@@ -103,7 +103,7 @@ def clustered_toy(seed: int = 0, per_cluster: int = 100, dim: int = 8, batch: in
 
 def test_policy_learns_to_pick_the_rewarding_cluster():
     pool, labels, lut = clustered_toy()
-    reward_fn = lambda batch: estimate_delta_map(batch, lut, LookupConfig())  # noqa: E731
+    reward_fn = lambda batch: estimate_delta_map(batch, lut, LookupConfig(estimator="nearest"))  # noqa: E501, E731
     config = AgentConfig(hidden_size=32, episodes=240, seed=0)
     policy, history = train_policy(pool, reward_fn, config, progress=False)
 
@@ -116,7 +116,7 @@ def test_policy_learns_to_pick_the_rewarding_cluster():
     assert rewards[-5:].mean() > rewards[:5].mean() + 0.015
     assert rewards[-5:].mean() > random_policy + 0.015
 
-    scores = score_pool(policy, pool, chunk_size=config.chunk_size)
+    scores = score_pool(policy, pool, config.sequence_length, config.scoring_contexts)
     top = select_top(scores, [f"img{i}" for i in range(len(pool))], budget=20)
     assert np.mean([labels[int(image_id[3:])] == 0 for image_id, _ in top]) >= 0.8
 
@@ -134,16 +134,29 @@ def test_training_is_seeded_and_validates_sizes():
         train_policy(pool, reward_fn, AgentConfig(batch_size=40), progress=False)
 
 
-def test_score_pool_is_chunked_deterministic_and_keeps_mode():
+def test_score_pool_averages_log_probabilities_over_random_contexts():
     torch.manual_seed(0)
     policy = SelectionPolicy(embedding_dim=4, hidden_size=8)
     pool = np.random.default_rng(0).normal(size=(25, 4))
-    scores = score_pool(policy, pool, chunk_size=10)
+    scores = score_pool(policy, pool, context_size=10, contexts=3)
     assert scores.shape == (25,) and np.isfinite(scores).all()
-    np.testing.assert_array_equal(scores, score_pool(policy, pool, chunk_size=10))
-    # Chunks are independent forward passes: the last chunk alone gives the same scores.
-    np.testing.assert_allclose(scores[20:], score_pool(policy, pool[20:], chunk_size=10), atol=1e-6)
+    assert (scores < 0).all()  # log-probabilities of being picked first in a context of 10
+    np.testing.assert_array_equal(scores, score_pool(policy, pool, 10, 3))
     assert policy.training
+    # One context holding the whole pool: the log-softmax of one forward pass over the pool in the
+    # round's seeded order.
+    order = np.random.default_rng(0).permutation(25)
+    with torch.no_grad():
+        whole = torch.log_softmax(policy.eval()(torch.as_tensor(pool[order], dtype=torch.float32)),
+                                  -1)
+    policy.train()
+    expected = np.empty(25)
+    expected[order] = whole.numpy()
+    np.testing.assert_allclose(score_pool(policy, pool, 25, 1), expected, atol=1e-6)
+    # More contexts: each image's score depends less on the company it was scored in.
+    few = [score_pool(policy, pool, 10, 1, seed=s) for s in range(4)]
+    many = [score_pool(policy, pool, 10, 32, seed=s) for s in range(4)]
+    assert np.std(many, axis=0).mean() < np.std(few, axis=0).mean()
 
 
 def test_select_top_returns_unique_best_ids():

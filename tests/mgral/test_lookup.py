@@ -5,11 +5,19 @@ import ot
 import pytest
 
 from mgral_pipelines.mgral.lookup import (
+    Estimator,
     LookupConfig,
     LookupTable,
+    choose_bandwidth,
+    entry_distances,
     estimate_delta_map,
+    kernel_regression,
+    leave_one_out,
+    table_fidelity,
     wasserstein_distances,
 )
+
+NEAREST = LookupConfig(estimator="nearest")
 
 
 @pytest.fixture
@@ -33,7 +41,7 @@ def test_wasserstein_distances_match_pot(lut, metric):
 def test_nearest_entry_gives_its_delta_map(lut):
     for k, entry in enumerate(lut.entry_embeddings):
         batch = entry[:5] + 0.01
-        assert estimate_delta_map(batch, lut, LookupConfig()) == lut.delta_map[k]
+        assert estimate_delta_map(batch, lut, NEAREST) == lut.delta_map[k]
 
 
 @pytest.mark.parametrize("k_nearest", [2, 3, 10])
@@ -43,14 +51,14 @@ def test_k_nearest_is_inverse_distance_weighted(lut, k_nearest):
     nearest = np.argsort(distances)[:k_nearest]  # k above the LUT size uses every entry
     weights = 1.0 / distances[nearest]
     expected = np.sum(weights * lut.delta_map[nearest]) / weights.sum()
-    got = estimate_delta_map(batch, lut, LookupConfig(k_nearest=k_nearest))
+    got = estimate_delta_map(batch, lut, LookupConfig(estimator="nearest", k_nearest=k_nearest))
     assert got == pytest.approx(expected)
     assert lut.delta_map.min() <= got <= lut.delta_map.max()
 
 
 def test_exact_match_returns_that_entry(lut):
     batch = lut.entry_embeddings[1][::-1]  # same empirical distribution, another order
-    assert estimate_delta_map(batch, lut, LookupConfig(k_nearest=3)) == pytest.approx(0.03)
+    assert estimate_delta_map(batch, lut, LookupConfig(estimator="nearest", k_nearest=3)) == pytest.approx(0.03)
 
 
 def test_empty_lut_is_a_clear_error():
@@ -78,3 +86,73 @@ def test_dict_round_trip_is_json(lut):
     np.testing.assert_array_equal(restored.delta_map, lut.delta_map)
     for a, b in zip(restored.entry_embeddings, lut.entry_embeddings, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+# --- kernel regression and the table's own fidelity -----------------------------------------------
+
+
+def _smooth_table(noise: float, seed: int = 0) -> LookupTable:
+    """12 entries along a line; ΔmAP grows with the entry's position (plus noise)."""
+    rng = np.random.default_rng(seed)
+    positions = np.linspace(0, 11, 12)
+    entries = [rng.normal(loc=p, scale=0.3, size=(10, 3)) for p in positions]
+    return LookupTable(entries, 0.01 * positions + rng.normal(0, noise, len(positions)))
+
+
+def test_kernel_regression_limits_are_nearest_and_mean():
+    distances = np.array([1.0, 2.0, 4.0])
+    delta = np.array([0.1, 0.2, 0.4])
+    assert kernel_regression(distances, delta, 1e-6) == pytest.approx(0.1)
+    assert kernel_regression(distances, delta, 1e6) == pytest.approx(delta.mean())
+    weights = np.exp(-np.array([0.0, 1.0, 3.0]) / 2.0)
+    assert kernel_regression(distances, delta, 2.0) == pytest.approx(
+        np.sum(weights * delta) / weights.sum())
+
+
+def test_entry_distances_are_symmetric_pot_distances(lut):
+    matrix = entry_distances(lut)
+    np.testing.assert_allclose(matrix, matrix.T)
+    assert np.all(np.diag(matrix) == 0)
+    a, b = lut.entry_embeddings[0], lut.entry_embeddings[2]
+    assert matrix[0, 2] == pytest.approx(ot.emd2(ot.unif(len(a)), ot.unif(len(b)), ot.dist(a, b)))
+
+
+def test_bandwidth_follows_the_data():
+    """A smooth table wants a local kernel; a table of pure noise is best predicted by its mean,
+    the largest bandwidth (chance structure in 12 noisy entries can fool CV now and then, so the
+    noise side is checked over several draws)."""
+    smooth = _smooth_table(0.0)
+    distances = entry_distances(smooth)
+    h_smooth = choose_bandwidth(distances, smooth.delta_map)
+    assert h_smooth < distances.max()
+    loo = leave_one_out(distances, smooth.delta_map, h_smooth)
+    assert np.corrcoef(loo, smooth.delta_map)[0, 1] > 0.9
+    widest = [choose_bandwidth(distances, np.random.default_rng(seed).normal(0, 0.05, 12))
+              >= 10 * distances.max() * 0.999 for seed in range(6)]
+    assert sum(widest) >= 4
+
+
+def test_table_fidelity_tells_signal_from_noise():
+    assert table_fidelity(_smooth_table(0.002), LookupConfig())["loo_spearman"] > 0.8
+    noise = _smooth_table(0.0)
+    noise.delta_map = np.random.default_rng(3).normal(0, 0.05, len(noise))
+    assert table_fidelity(noise, LookupConfig())["loo_spearman"] < 0.5
+    tiny = LookupTable(noise.entry_embeddings[:2], noise.delta_map[:2])
+    assert np.isnan(table_fidelity(tiny, LookupConfig())["loo_spearman"])
+
+
+def test_kernel_estimate_interpolates_between_entries():
+    table = _smooth_table(0.0)
+    estimate = Estimator(table, LookupConfig())
+    between = np.random.default_rng(9).normal(loc=5.5, scale=0.3, size=(10, 3))
+    assert 0.045 <= estimate(between) <= 0.065
+    assert estimate(between) == pytest.approx(estimate_delta_map(between, table, LookupConfig()))
+    fixed = Estimator(table, LookupConfig(bandwidth=0.5))
+    assert fixed.bandwidth == 0.5
+
+
+def test_invalid_estimator_and_bandwidth():
+    with pytest.raises(ValueError, match="estimator"):
+        LookupConfig(estimator="magic")
+    with pytest.raises(ValueError, match="bandwidth"):
+        LookupConfig(bandwidth=0.0)

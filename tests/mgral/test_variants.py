@@ -1,4 +1,4 @@
-"""LUT construction: candidate sampling, ΔmAP bookkeeping, and parallel variant training."""
+"""LUT construction: ΔmAP bookkeeping and parallel variant training."""
 
 from pathlib import Path
 
@@ -6,17 +6,6 @@ import pytest
 
 from mgral_pipelines import detector as adapter
 from mgral_pipelines.mgral import variants
-
-
-def test_candidate_batches_are_seeded_pool_subsets_without_repeats():
-    pool = [f"p{i}" for i in range(30)]
-    batches = variants.sample_candidate_batches(pool, 4, 5, seed=[0, 1])
-    assert len(batches) == 4
-    assert all(len(set(b)) == 5 and set(b) <= set(pool) for b in batches)
-    assert batches == variants.sample_candidate_batches(pool, 4, 5, seed=[0, 1])
-    assert batches != variants.sample_candidate_batches(pool, 4, 5, seed=[0, 2])
-    with pytest.raises(ValueError, match="LUT batch size 31 exceeds the pool size 30"):
-        variants.sample_candidate_batches(pool, 1, 31, seed=0)
 
 
 def test_delta_map_is_taken_against_the_reference():

@@ -20,7 +20,7 @@ from tests.strategies import detection
 
 
 def untrained_policy(dim: int) -> bytes:
-    config = AgentConfig(hidden_size=8, sequence_length=4)
+    config = AgentConfig(hidden_size=8, sequence_length=4, detector_features=False)
     return policy_to_bytes(SelectionPolicy(dim, hidden_size=8), config)
 
 

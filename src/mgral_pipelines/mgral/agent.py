@@ -8,9 +8,14 @@ Method (DESIGN.md §2, steps 4-5):
     softmax(scores over the items not yet picked)[a_i]. Gumbel-top-k samples it in one shot, and
     log π(A) is exact, so REINFORCE needs no approximation.
   * The reward is the caller's estimate of ΔmAP for the batch (the LUT look-up, see `lookup.py`).
-  * Loss = -(reward - baseline) · log π(A) - entropy_coef · H(softmax(scores)), where the baseline
-    is a moving average of rewards (the seeds' loss is -(mAP_i - mAP_ref) · log π(A)).
-  * Query inference scores the whole pool, chunk by chunk with no gradient, and keeps the top B.
+  * Loss = -advantage · log π(A) - entropy_coef · H(softmax(scores)), the advantage being
+    (reward - baseline) / scale: the baseline a moving average of rewards (the seeds' loss is
+    -(mAP_i - mAP_ref) · log π(A)), the scale a moving standard deviation of rewards, so a step's
+    size does not depend on how small ΔmAP is.
+  * Query inference: an image's score is its log-probability of being picked first among the
+    images of a context like those of training (`sequence_length` images), averaged over several
+    random contexts of the pool. Scores of different contexts are then comparable, and the top B
+    do not depend on the order in which the pool is given (the caller fixes a canonical order).
 
 The reward function is a plain callable, so this module does not depend on how rewards are made.
 """
@@ -21,7 +26,7 @@ import io
 import math
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import torch
@@ -42,7 +47,7 @@ class AgentConfig:
     sequence_length: int = 64
     """Images per episode, drawn from the pool without replacement (capped at the pool size)."""
     batch_size: int = 8
-    """Images selected per episode; match the LUT's candidate batch size."""
+    """Images selected per episode: the query budget B, which is also the LUT's batch size."""
     episodes: int = 300
     """Total training episodes (one sampled batch and one reward each)."""
     episodes_per_update: int = 8
@@ -50,11 +55,16 @@ class AgentConfig:
     learning_rate: float = 3e-3
     """Adam learning rate."""
     baseline_momentum: float = 0.9
-    """Momentum of the moving-average reward baseline; advantage = reward - baseline."""
+    """Momentum of the moving averages of the reward (the baseline) and of its squared deviation
+    (the scale); advantage = (reward - baseline) / scale."""
     entropy_coef: float = 0.0
     """Weight of the entropy bonus on the per-episode score softmax (0 = none)."""
-    chunk_size: int = 4096
-    """Images per forward pass when scoring the whole pool at query time."""
+    detector_features: bool = True
+    """Inputs are the embedding plus D_t's view of the image (`mgral.features`: uncertainty,
+    detection count, predicted-class histogram); False reads the embedding alone."""
+    scoring_contexts: int = 8
+    """Random contexts each pool image is scored in at query time (their log-probabilities are
+    averaged)."""
     seed: int = 0
     """Seeds torch (weights, Gumbel noise) and numpy (episode sequences)."""
 
@@ -132,9 +142,17 @@ def train_policy(
     reward_fn: Callable[[np.ndarray], float],
     config: AgentConfig,
     progress: bool = True,
+    reward_inputs: np.ndarray | None = None,
 ) -> tuple[SelectionPolicy, dict[str, list[float]]]:
-    """REINFORCE on `reward_fn(embeddings of the selected batch)`. History is per update."""
+    """REINFORCE on `reward_fn(reward_inputs of the selected batch)`. History is per update.
+
+    `pool_embeddings` are what the policy reads (one row per pool image); `reward_inputs` (default:
+    the same rows) what the reward reads, e.g. the LUT's embeddings beside richer policy inputs.
+    """
     pool_np = np.asarray(pool_embeddings)
+    reward_rows = pool_np if reward_inputs is None else np.asarray(reward_inputs)
+    if len(reward_rows) != len(pool_np):
+        raise ValueError(f"reward_inputs has {len(reward_rows)} rows for {len(pool_np)} pool images")
     if pool_np.ndim != 2 or len(pool_np) == 0:
         raise ValueError(f"pool_embeddings must be a non-empty (N, d) array, got {pool_np.shape}")
     sequence_length = min(config.sequence_length, len(pool_np))
@@ -155,6 +173,7 @@ def train_policy(
     policy.fit_standardisation(pool)
     optimizer = torch.optim.Adam(policy.parameters(), lr=config.learning_rate)
     baseline: float | None = None
+    variance = 0.0
     history: dict[str, list[float]] = {
         "agent/reward": [], "agent/baseline": [], "agent/loss": [], "agent/entropy": []}
 
@@ -171,16 +190,20 @@ def train_policy(
         selections = sample_selection(scores, config.batch_size, generator)
         # 3. Reward: the estimated ΔmAP of each batch (a LUT look-up, no detector training).
         batches = np.take_along_axis(image_ids, selections.numpy(), axis=1)
-        rewards = torch.tensor([float(reward_fn(pool_np[batch])) for batch in batches])
-        # 4. REINFORCE with a moving-average baseline.
+        rewards = torch.tensor([float(reward_fn(reward_rows[batch])) for batch in batches])
+        # 4. REINFORCE with a moving-average baseline and a moving scale (standardised advantages).
         if baseline is None:
             baseline = rewards.mean().item()
-        loss, entropy = reinforce_loss(scores, selections, rewards - baseline, config.entropy_coef)
+            variance = rewards.var(unbiased=False).item()
+        scale = math.sqrt(variance) if variance > 1e-12 else 1.0
+        advantages = (rewards - baseline) / scale
+        loss, entropy = reinforce_loss(scores, selections, advantages, config.entropy_coef)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        baseline = (config.baseline_momentum * baseline
-                    + (1 - config.baseline_momentum) * rewards.mean().item())
+        momentum = config.baseline_momentum
+        variance = momentum * variance + (1 - momentum) * ((rewards - baseline) ** 2).mean().item()
+        baseline = momentum * baseline + (1 - momentum) * rewards.mean().item()
 
         history["agent/reward"].append(rewards.mean().item())
         history["agent/baseline"].append(baseline)
@@ -191,25 +214,48 @@ def train_policy(
 
 
 @torch.no_grad()
-def score_pool(policy: SelectionPolicy, pool_embeddings: np.ndarray,
-               chunk_size: int = 4096) -> np.ndarray:
-    """One score per pool image: one forward pass per chunk of `chunk_size` images, in pool order.
+def score_pool(policy: SelectionPolicy, pool_embeddings: np.ndarray, context_size: int,
+               contexts: int = 8, seed: int = 0, sequences_per_pass: int = 256) -> np.ndarray:
+    """One score per pool image (rows in the given order): the mean, over `contexts` random
+    contexts, of the image's log-probability of being picked first among its context's images.
 
-    The LSTM scores an image in the context of its chunk (both directions when bidirectional), so a
-    score depends on the chunk's other images and their order. That is inherent to a sequence
-    policy: training saw random sequences of `sequence_length` images, inference sees the pool in
-    its given order. For a given pool order and chunk size the result is deterministic.
+    A context is `context_size` images, as in training: each round shuffles the pool (seeded) and
+    cuts it into contexts, the last one filled up with images from the round's start (they are
+    scored in their own context only). A raw logit means something only relative to its context's
+    other logits; the log-softmax makes contexts comparable, and averaging over random contexts
+    removes most of the dependence on which images an image happened to be scored with. For a
+    given pool order and seed the result is deterministic.
     """
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    if context_size < 1 or contexts < 1:
+        raise ValueError(f"context_size and contexts must be >= 1, got {context_size}, {contexts}")
     pool = torch.as_tensor(np.asarray(pool_embeddings), dtype=torch.float32)
+    n = len(pool)
+    if n == 0:
+        return np.zeros(0, dtype=np.float32)
+    size = min(context_size, n)
+    rng = np.random.default_rng(seed)
+    rows, owners = [], []
+    for _ in range(contexts):
+        order = rng.permutation(n)
+        chunks = -(-n // size)
+        padded = np.concatenate([order, order[: chunks * size - n]]).reshape(chunks, size)
+        rows.append(padded)
+        owned = np.ones_like(padded, dtype=bool)
+        owned.reshape(-1)[n:] = False  # the fill-up images are scored in their own context
+        owners.append(owned)
+    rows, owners = np.concatenate(rows), np.concatenate(owners)
+    totals = np.zeros(n)
     was_training = policy.training
     policy.eval()
     try:
-        scores = [policy(chunk.unsqueeze(0)).squeeze(0) for chunk in pool.split(chunk_size)]
+        for start in range(0, len(rows), sequences_per_pass):
+            index = rows[start:start + sequences_per_pass]
+            log_p = torch.log_softmax(policy(pool[torch.as_tensor(index)]), dim=-1).double()
+            owned = owners[start:start + sequences_per_pass]
+            np.add.at(totals, index[owned], log_p.numpy()[owned])
     finally:
         policy.train(was_training)
-    return torch.cat(scores).numpy() if scores else np.zeros(0, dtype=np.float32)
+    return (totals / contexts).astype(np.float32)
 
 
 def select_top(scores: np.ndarray, ids: list[str], budget: int) -> list[tuple[str, float]]:
@@ -238,7 +284,8 @@ def policy_to_bytes(policy: SelectionPolicy, config: AgentConfig) -> bytes:
 
 def policy_from_bytes(payload: bytes) -> tuple[SelectionPolicy, AgentConfig]:
     saved = torch.load(io.BytesIO(payload), weights_only=True)
-    config = AgentConfig(**saved["config"])
+    known = {f.name for f in fields(AgentConfig)}
+    config = AgentConfig(**{k: v for k, v in saved["config"].items() if k in known})
     policy = SelectionPolicy(saved["embedding_dim"], config.hidden_size, config.num_layers,
                              config.bidirectional)
     policy.load_state_dict(saved["state_dict"])

@@ -6,9 +6,16 @@ Method (DESIGN.md §2, step 3-4):
     its labels) and evaluated on V. The LUT keeps the pair
     (embeddings of S_k, ΔmAP_k = mAP_V(variant_k) - mAP_V(reference)).
   * The reward of a batch A chosen by the agent is then a look-up instead of a detector training:
-    compute the exact Wasserstein distance (optimal transport, POT) between the empirical embedding
-    distribution of A and that of every S_k, and return the ΔmAP of the nearest entry, or the
-    inverse-distance-weighted mean ΔmAP of the k nearest ones.
+    compute the exact Wasserstein distance W_k (optimal transport, POT) between the empirical
+    embedding distribution of A and that of every S_k, and read ΔmAP off the table:
+      - "kernel" (default): Nadaraya-Watson regression, Σ_k e^(-W_k/h) ΔmAP_k / Σ_k e^(-W_k/h), with
+        the bandwidth h chosen by leave-one-out cross-validation on the table itself (small h is
+        the nearest entry, large h the table's mean: the data decide how far an entry's ΔmAP
+        carries);
+      - "nearest": the nearest entry's ΔmAP, or the inverse-distance-weighted mean of the k nearest.
+  * The same leave-one-out predictions tell how well the table predicts its own entries
+    (`table_fidelity`: Spearman ρ between each entry's ΔmAP and its prediction from the others),
+    so every LUT build measures its own fidelity for free.
 
 Every batch is an empirical distribution with uniform weights over its images, so batches of
 different sizes can be compared.
@@ -21,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import ot
+from scipy.stats import spearmanr
 
 
 @dataclass
@@ -63,6 +71,14 @@ class LookupTable:
         }
 
     @classmethod
+    def from_lut(cls, table: dict[str, Any]) -> LookupTable:
+        """The table the `lut` pipeline writes: {"entries": [{"embeddings", "delta_map"}, ...]}."""
+        return cls(
+            entry_embeddings=[np.asarray(entry["embeddings"]) for entry in table["entries"]],
+            delta_map=np.asarray([entry["delta_map"] for entry in table["entries"]]),
+        )
+
+    @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LookupTable:
         return cls(
             entry_embeddings=[np.asarray(e, dtype=np.float64) for e in d["entry_embeddings"]],
@@ -74,9 +90,15 @@ class LookupTable:
 class LookupConfig:
     """How a batch's ΔmAP is read off the LUT."""
 
+    estimator: str = "kernel"
+    """"kernel": Nadaraya-Watson regression on exp(-W/h) over every entry; "nearest": the k
+    nearest entries (see k_nearest)."""
+    bandwidth: float | None = None
+    """h of the kernel, in units of W; None chooses it by leave-one-out cross-validation on the
+    table (`choose_bandwidth`)."""
     k_nearest: int = 1
-    """1 = the nearest entry's ΔmAP; >1 = inverse-distance-weighted mean ΔmAP of the k nearest
-    entries (capped at the LUT size)."""
+    """With estimator "nearest": 1 = the nearest entry's ΔmAP; >1 = inverse-distance-weighted mean
+    ΔmAP of the k nearest entries (capped at the LUT size)."""
     metric: str = "sqeuclidean"
     """Ground cost between two embeddings, passed to `ot.dist` ('sqeuclidean' gives W2², 'euclidean'
     gives W1)."""
@@ -84,6 +106,10 @@ class LookupConfig:
     def __post_init__(self) -> None:
         if self.k_nearest < 1:
             raise ValueError(f"k_nearest must be >= 1, got {self.k_nearest}")
+        if self.estimator not in ("kernel", "nearest"):
+            raise ValueError(f'estimator must be "kernel" or "nearest", got {self.estimator!r}')
+        if self.bandwidth is not None and not self.bandwidth > 0:
+            raise ValueError(f"bandwidth must be > 0 or null, got {self.bandwidth}")
 
 
 def _check_batch(batch: np.ndarray, lut: LookupTable) -> np.ndarray:
@@ -114,15 +140,101 @@ def wasserstein_distances(
     )
 
 
+class Estimator:
+    """Reads ΔmAP off one LUT: the config with its bandwidth resolved once (cross-validated when
+    the config leaves it open), so each of the agent's thousands of look-ups costs K transports."""
+
+    def __init__(self, lut: LookupTable, config: LookupConfig) -> None:
+        self.lut, self.config = lut, config
+        self.bandwidth = config.bandwidth
+        if config.estimator == "kernel" and self.bandwidth is None:
+            self.bandwidth = choose_bandwidth(entry_distances(lut, config.metric), lut.delta_map)
+
+    def __call__(self, batch: np.ndarray) -> float:
+        distances = wasserstein_distances(batch, self.lut, self.config.metric)
+        if self.config.estimator == "kernel":
+            return kernel_regression(distances, self.lut.delta_map, self.bandwidth)
+        return _nearest(distances, self.lut.delta_map, self.config.k_nearest)
+
+
 def estimate_delta_map(batch: np.ndarray, lut: LookupTable, config: LookupConfig) -> float:
-    """The agent's reward: the LUT's estimate of the ΔmAP that labelling `batch` would bring."""
-    distances = wasserstein_distances(batch, lut, config.metric)
-    nearest = np.argsort(distances, kind="stable")[: config.k_nearest]
-    if config.k_nearest == 1:
-        return float(lut.delta_map[nearest[0]])
+    """The agent's reward: the LUT's estimate of the ΔmAP that labelling `batch` would bring.
+
+    Resolves the bandwidth on every call; the agent uses one `Estimator` instead.
+    """
+    return Estimator(lut, config)(batch)
+
+
+def kernel_regression(distances: np.ndarray, delta_map: np.ndarray, bandwidth: float) -> float:
+    """Σ_k e^(-W_k/h) ΔmAP_k / Σ_k e^(-W_k/h); shifted by min W so far batches do not underflow."""
+    distances = np.asarray(distances, dtype=np.float64)
+    weights = np.exp(-(distances - distances.min()) / bandwidth)
+    return float(np.sum(weights * delta_map) / np.sum(weights))
+
+
+def entry_distances(lut: LookupTable, metric: str = "sqeuclidean") -> np.ndarray:
+    """(K, K) Wasserstein distances between the table's own entries (zero diagonal)."""
+    size = len(lut)
+    matrix = np.zeros((size, size))
+    for i in range(size):
+        for j in range(i + 1, size):
+            a, b = lut.entry_embeddings[i], lut.entry_embeddings[j]
+            matrix[i, j] = matrix[j, i] = ot.emd2(ot.unif(len(a)), ot.unif(len(b)),
+                                                  ot.dist(a, b, metric=metric))
+    return matrix
+
+
+def leave_one_out(distances: np.ndarray, delta_map: np.ndarray, bandwidth: float) -> np.ndarray:
+    """Each entry's ΔmAP predicted by kernel regression on the other entries."""
+    size = len(delta_map)
+    others = [np.flatnonzero(np.arange(size) != k) for k in range(size)]
+    return np.array([kernel_regression(distances[k, rest], delta_map[rest], bandwidth)
+                     for k, rest in enumerate(others)])
+
+
+def choose_bandwidth(distances: np.ndarray, delta_map: np.ndarray) -> float:
+    """The h of 25 candidates (log-spaced between 1/10 of the smallest and 10 times the largest
+    distance between entries) with the least leave-one-out squared error; ties take the larger h
+    (the smoother estimate). A table of one entry, or of identical entries, gives 1.0."""
+    off_diagonal = distances[~np.eye(len(distances), dtype=bool)]
+    positive = off_diagonal[off_diagonal > 0]
+    if len(delta_map) < 3 or positive.size == 0:
+        return 1.0
+    candidates = np.geomspace(positive.min() / 10, positive.max() * 10, 25)
+    errors = [np.mean((leave_one_out(distances, delta_map, h) - delta_map) ** 2)
+              for h in candidates]
+    best = min(errors)
+    return float(max(h for h, error in zip(candidates, errors) if error <= best * (1 + 1e-9)))
+
+
+def table_fidelity(lut: LookupTable, config: LookupConfig) -> dict[str, float]:
+    """How well the table predicts its own entries, by leave-one-out kernel regression.
+
+    `loo_spearman` is Spearman's ρ between each entry's ΔmAP and its prediction from the other
+    entries (NaN below 3 entries or when either side is constant). The bandwidth is chosen on the
+    same predictions, so ρ is slightly optimistic; it still tells a table that ranks batches
+    (ρ well above 0) from one whose entries are noise (ρ near or below 0).
+    """
+    distances = entry_distances(lut, config.metric)
+    bandwidth = config.bandwidth or choose_bandwidth(distances, lut.delta_map)
+    if len(lut) < 3:
+        return {"loo_spearman": float("nan"), "bandwidth": float(bandwidth)}
+    predictions = leave_one_out(distances, lut.delta_map, bandwidth)
+    if np.ptp(predictions) == 0 or np.ptp(lut.delta_map) == 0:
+        rho = float("nan")
+    else:
+        rho = float(spearmanr(predictions, lut.delta_map).statistic)
+    return {"loo_spearman": rho, "bandwidth": float(bandwidth),
+            "loo_rmse": float(np.sqrt(np.mean((predictions - lut.delta_map) ** 2)))}
+
+
+def _nearest(distances: np.ndarray, delta_map: np.ndarray, k_nearest: int) -> float:
+    nearest = np.argsort(distances, kind="stable")[:k_nearest]
+    if k_nearest == 1:
+        return float(delta_map[nearest[0]])
     # An exact match (distance 0) is the answer: its inverse distance would be infinite.
     exact = nearest[distances[nearest] <= 0.0]
     if exact.size:
-        return float(lut.delta_map[exact].mean())
+        return float(delta_map[exact].mean())
     weights = 1.0 / distances[nearest]
-    return float(np.sum(weights * lut.delta_map[nearest]) / np.sum(weights))
+    return float(np.sum(weights * delta_map[nearest]) / np.sum(weights))

@@ -43,17 +43,6 @@ class VariantJob:
     torch_threads: int | None
 
 
-def sample_candidate_batches(
-    pool_ids: list[str], num_batches: int, batch_size: int, seed: int
-) -> list[list[str]]:
-    """K random batches of the pool, each without repeats (batches may share images)."""
-    if batch_size > len(pool_ids):
-        raise ValueError(f"LUT batch size {batch_size} exceeds the pool size {len(pool_ids)}")
-    rng = np.random.default_rng(seed)
-    return [sorted(rng.choice(pool_ids, batch_size, replace=False).tolist())
-            for _ in range(num_batches)]
-
-
 def train_variant(job: VariantJob) -> dict[str, Any]:
     """Fine-tune one variant and return its mAP on V (runs in a worker process when parallel)."""
     threads = torch.get_num_threads()

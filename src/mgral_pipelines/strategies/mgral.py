@@ -1,4 +1,4 @@
-"""MGRAL: the trained LSTM policy scores every pool image in one pass; the top-B form the query.
+"""MGRAL: the trained LSTM policy scores every pool image; the top-B form the query.
 
 The policy itself is trained by the `agent` pipeline on LUT rewards (see `mgral/agent.py`); this
 strategy only runs query inference, so it plugs into the same cycle and benchmark as the others.
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mgral_pipelines.mgral.agent import policy_from_bytes, score_pool, select_top
+from mgral_pipelines.mgral.features import policy_inputs
 from mgral_pipelines.strategies.base import PoolView, Selection, check_budget
 
 
@@ -18,16 +19,16 @@ from mgral_pipelines.strategies.base import PoolView, Selection, check_budget
 class MGRALConfig:
     """Query inference settings."""
 
-    chunk_size: int | None = None
-    """Images per forward pass; None = the policy's training `sequence_length`, so the LSTM sees
-    contexts as long as those it was trained on."""
+    contexts: int | None = None
+    """Random contexts (of the policy's training `sequence_length` images) each pool image is
+    scored in; None = the policy's `scoring_contexts`."""
 
 
 class MGRALStrategy:
     """Top-B pool images by the MGRAL policy's selection score."""
 
     name: str = "mgral"
-    needs: frozenset[str] = frozenset({"embeddings", "policy"})
+    needs: frozenset[str] = frozenset({"embeddings", "detections", "policy"})
 
     def __init__(self, config: MGRALConfig = MGRALConfig()) -> None:
         self.config = config
@@ -35,7 +36,22 @@ class MGRALStrategy:
     def select(self, view: PoolView, budget: int, rng: np.random.Generator) -> Selection:
         check_budget(view, budget, self)
         policy, agent_config = policy_from_bytes(view.policy)
-        pool = np.stack([view.embeddings[image_id] for image_id in view.pool_ids])
-        chunk_size = self.config.chunk_size or agent_config.sequence_length
-        chosen = select_top(score_pool(policy, pool, chunk_size), view.pool_ids, budget)
+        # A canonical order (by id), so the query does not depend on the order of the pool.
+        ids = sorted(view.pool_ids)
+        detections = view.detections if agent_config.detector_features else None
+        if agent_config.detector_features and detections is None:
+            raise ValueError("the MGRAL policy reads the detector's predictions: PoolView.detections "
+                             "is missing")
+        pool = np.stack([policy_inputs(view.embeddings[image_id],
+                                       None if detections is None else detections[image_id],
+                                       view.num_classes) for image_id in ids])
+        expected = policy.feature_mean.numel()
+        if pool.shape[1] != expected:
+            raise ValueError(f"the MGRAL policy reads {expected} inputs per image, but this cycle "
+                             f"gives {pool.shape[1]}: train the agent on this cycle's embeddings "
+                             "(`kedro run --pipeline=agent`)")
+        contexts = self.config.contexts or agent_config.scoring_contexts
+        scores = score_pool(policy, pool, agent_config.sequence_length, contexts,
+                            seed=agent_config.seed)
+        chosen = select_top(scores, ids, budget)
         return Selection(image_ids=[i for i, _ in chosen], scores=[s for _, s in chosen])

@@ -11,9 +11,10 @@ matplotlib.use("Agg")  # headless: nodes only write files
 import matplotlib.pyplot as plt
 import numpy as np
 
-from mgral_pipelines.config import AgentParams, LUTParams
-from mgral_pipelines.mgral.agent import AgentConfig, policy_to_bytes, train_policy
-from mgral_pipelines.mgral.lookup import LookupConfig, LookupTable, estimate_delta_map
+from mgral_pipelines.config import AgentParams, ALParams
+from mgral_pipelines.mgral.agent import AgentConfig, policy_to_bytes, score_pool, train_policy
+from mgral_pipelines.mgral.features import policy_inputs
+from mgral_pipelines.mgral.lookup import Estimator, LookupConfig, LookupTable
 from mgral_pipelines.pipelines.common import cycle_key, for_cycle
 from mgral_pipelines.pipelines.lut.nodes import uses_mgral
 
@@ -21,34 +22,66 @@ logger = logging.getLogger(__name__)
 
 
 def lookup_table(table: dict[str, Any]) -> LookupTable:
-    return LookupTable(
-        entry_embeddings=[np.asarray(entry["embeddings"]) for entry in table["entries"]],
-        delta_map=np.asarray([entry["delta_map"] for entry in table["entries"]]),
-    )
+    return LookupTable.from_lut(table)
 
 
 def train_agent(
-    tables: dict[str, Any], embeddings: dict[str, Any], state: dict[str, Any],
-    agent: dict[str, Any], lut: dict[str, Any], al: dict[str, Any],
+    tables: dict[str, Any], embeddings: dict[str, Any], pool_detections: dict[str, Any],
+    state: dict[str, Any], image_index: dict[str, Any], agent: dict[str, Any], al: dict[str, Any],
 ) -> tuple[dict[str, bytes], dict[str, Any], plt.Figure]:
-    """An LSTM policy over pool embeddings; reward = estimated ΔmAP of the sampled batch."""
+    """An LSTM policy over the pool; reward = the LUT's estimated ΔmAP of the sampled batch.
+
+    Episodes pick batches of the query budget B, the size the policy is then asked for. The policy
+    reads `mgral.features.policy_inputs` (embedding and D_t's detections); the reward reads the
+    embeddings the LUT was built from. After training, the LUT's reward of the policy's own query
+    is compared with that of random batches of B (`agent/query_reward_percentile`).
+    """
     if not uses_mgral(al, "agent"):
         return {}, {}, _note_figure("No policy trained: al.strategy is not mgral.")
-    params = AgentParams(**agent)
-    config = AgentConfig(**{**params.policy, "batch_size": LUTParams(**lut).batch_size})
-    table = lookup_table(for_cycle(tables, state, "lut"))
-    lookup = LookupConfig(**params.lookup)
+    params, budget = AgentParams(**agent), ALParams(**al).budget
+    config = AgentConfig(**{**params.policy, "batch_size": budget})
+    estimate = Estimator(lookup_table(for_cycle(tables, state, "lut")),
+                         LookupConfig(**params.lookup))
+    ids = sorted(state["pool_ids"])  # the canonical order the MGRAL strategy scores in
     features = for_cycle(embeddings, state, "embedding")
     row_of = {image_id: row for row, image_id in enumerate(features["image_ids"])}
-    pool = np.asarray(features["vectors"])[[row_of[i] for i in state["pool_ids"]]]
+    lut_inputs = np.asarray(features["vectors"])[[row_of[i] for i in ids]]
+    detections = (for_cycle(pool_detections, state, "query") if config.detector_features
+                  else dict.fromkeys(ids))
+    classes = len(image_index["classes"])
+    inputs = np.stack([policy_inputs(lut_inputs[row], detections[image_id], classes)
+                       for row, image_id in enumerate(ids)])
 
-    policy, history = train_policy(pool, lambda batch: estimate_delta_map(batch, table, lookup),
-                                   config)
+    policy, history = train_policy(inputs, estimate, config, reward_inputs=lut_inputs)
     first, last = np.mean(history["agent/reward"][:5]), np.mean(history["agent/reward"][-5:])
     logger.info("Agent: mean reward %.4f over the first 5 updates, %.4f over the last 5", first, last)
-    metrics = {key: [{"value": float(v), "step": i} for i, v in enumerate(values)]
-               for key, values in history.items()}
+    metrics: dict[str, Any] = {key: [{"value": float(v), "step": i} for i, v in enumerate(values)]
+                               for key, values in history.items()}
+    check = query_against_random(policy, config, inputs, lut_inputs, estimate)
+    logger.info("Agent: LUT reward of its query %.4f; random batches of %d: %.4f ± %.4f "
+                "(the query beats %.0f%% of them)", check["agent/query_reward"], budget,
+                check["agent/random_batch_reward_mean"], check["agent/random_batch_reward_std"],
+                100 * check["agent/query_reward_percentile"])
+    metrics.update({key: {"value": value, "step": state["cycle"]} for key, value in check.items()})
     return {cycle_key(state): policy_to_bytes(policy, config)}, metrics, _reward_figure(history)
+
+
+def query_against_random(policy: Any, config: AgentConfig, inputs: np.ndarray,
+                         lut_inputs: np.ndarray, estimate: Estimator,
+                         random_batches: int = 200) -> dict[str, float]:
+    """The LUT reward of the policy's top-B against the rewards of random batches of B."""
+    scores = score_pool(policy, inputs, config.sequence_length, config.scoring_contexts,
+                        seed=config.seed)
+    top = np.argsort(-scores, kind="stable")[: config.batch_size]
+    query = estimate(lut_inputs[top])
+    rng = np.random.default_rng(config.seed)
+    rewards = np.array([estimate(lut_inputs[rng.choice(len(inputs), config.batch_size,
+                                                       replace=False)])
+                        for _ in range(random_batches)])
+    return {"agent/query_reward": float(query),
+            "agent/random_batch_reward_mean": float(rewards.mean()),
+            "agent/random_batch_reward_std": float(rewards.std()),
+            "agent/query_reward_percentile": float(np.mean(rewards < query))}
 
 
 def _reward_figure(history: dict[str, list[float]]) -> plt.Figure:

@@ -3,6 +3,7 @@
 from kedro.pipeline import Node, Pipeline
 
 from mgral_pipelines.pipelines.common import current_state_node
+from mgral_pipelines.pipelines.query.pipeline import predict_pool_node
 
 from .nodes import train_agent
 
@@ -11,8 +12,10 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             current_state_node,
+            predict_pool_node,
             Node(train_agent,
-                 ["lookup_tables", "embeddings", "state", "params:agent", "params:lut", "params:al"],
+                 ["lookup_tables", "embeddings", "pool_detections", "state", "image_index",
+                  "params:agent", "params:al"],
                  ["agent_policies", "agent_metrics", "agent_reward_curve"], name="train_agent"),
         ]
     )

@@ -242,9 +242,10 @@ def _run_cycle(state: dict[str, Any], run: _Run, data: _SeedData, detector: _Det
         if "policy" in run.needs:  # the LUT and agent only feed strategies that read a policy
             tables, _ = _time(timings, "lut", lambda: build_lut(
                 state, data.image_index, data.eval_labels, detector.checkpoints, embeddings,
-                run.detector, run.lut, run.al))
+                detector.pool_detections, run.detector, run.lut, run.agent, run.al))
             policies, _, figure = _time(timings, "agent", lambda: train_agent(
-                _partitions(tables), embeddings, state, run.agent, run.lut, run.al))
+                _partitions(tables), embeddings, detector.pool_detections, state,
+                data.image_index, run.agent, run.al))
             plt.close(figure)
         queries, metrics = _time(timings, "select_query", lambda: select_query(
             state, data.image_index, embeddings, detector.pool_detections, _partitions(policies),

@@ -11,8 +11,10 @@ from typing import Any
 import numpy as np
 
 from mgral_pipelines import detector as adapter
-from mgral_pipelines.config import ALParams, LUTParams
+from mgral_pipelines.config import AgentParams, ALParams, LUTParams
 from mgral_pipelines.mgral import variants
+from mgral_pipelines.mgral.candidates import pool_strata, sample_candidate_batches
+from mgral_pipelines.mgral.lookup import LookupConfig, LookupTable, table_fidelity
 from mgral_pipelines.pipelines.common import cycle_key, detector_settings, for_cycle
 
 logger = logging.getLogger(__name__)
@@ -28,22 +30,33 @@ def uses_mgral(al: dict[str, Any], step: str) -> bool:
 
 def build_lut(
     state: dict[str, Any], image_index: dict[str, Any], eval_labels: dict[str, Any],
-    checkpoints: dict[str, Any], embeddings: dict[str, Any], detector: dict[str, Any],
-    lut: dict[str, Any], al: dict[str, Any],
+    checkpoints: dict[str, Any], embeddings: dict[str, Any], pool_detections: dict[str, Any],
+    detector: dict[str, Any], lut: dict[str, Any], agent: dict[str, Any], al: dict[str, Any],
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Train the reference and K semi-supervised variants from D_t; ΔmAP on V per batch.
 
-    Only the labels of L_t and V are passed on: the candidates' labels are never read.
+    Only the labels of L_t and V are passed on: the candidates' labels are never read. The
+    table's leave-one-out fidelity is measured with the agent's look-up settings (`agent.lookup`).
     """
     if not uses_mgral(al, "LUT"):
         return {}, {}
     params = LUTParams(**lut)
+    batch_size = params.batch_size or ALParams(**al).budget
     base_config, run_dir = detector_settings(detector)
-    config = dataclasses.replace(base_config, epochs=params.epochs)
+    config = dataclasses.replace(base_config, epochs=params.epochs,
+                                 images_per_epoch=params.images_per_epoch,
+                                 warmup_epochs=0.0, checkpoint="last")
     semi = adapter.SemiSupervisedConfig.from_dict(params.semi_supervised)
-    candidates = variants.sample_candidate_batches(
-        state["pool_ids"], params.num_batches, params.batch_size, seed=[params.seed, state["cycle"]]
-    )
+    features = for_cycle(embeddings, state, "embedding")
+    row_of = {image_id: row for row, image_id in enumerate(features["image_ids"])}
+    vectors = np.asarray(features["vectors"])
+    strata = pool_strata(
+        state["pool_ids"], vectors[[row_of[i] for i in state["pool_ids"]]],
+        for_cycle(pool_detections, state, "query"), len(image_index["classes"]),
+        params.clusters, seed=params.seed, min_size=max(1, batch_size // 4))
+    candidates = sample_candidate_batches(
+        state["pool_ids"], params.num_batches, batch_size, [params.seed, state["cycle"]], strata,
+        params.stratified_share)
     learner_labels = {**state["labels"], **eval_labels["val"]}
     common = dict(
         records=image_index["images"], annotations=learner_labels, classes=image_index["classes"],
@@ -54,28 +67,32 @@ def build_lut(
     folder = run_dir / cycle_key(state) / "lut"
     jobs = [variants.VariantJob(name="reference", unlabelled_ids=[],
                                 run_dir=str(folder / "reference"), **common)]
-    jobs += [variants.VariantJob(name=f"batch_{k}", unlabelled_ids=batch,
+    jobs += [variants.VariantJob(name=f"batch_{k}", unlabelled_ids=batch["image_ids"],
                                  run_dir=str(folder / f"batch_{k}"), **common)
              for k, batch in enumerate(candidates)]
     started = time.perf_counter()
     table = variants.delta_map_table(variants.train_variants(jobs, params.workers), params.metric)
     seconds = time.perf_counter() - started
 
-    features = for_cycle(embeddings, state, "embedding")
-    row_of = {image_id: row for row, image_id in enumerate(features["image_ids"])}
-    vectors = np.asarray(features["vectors"])
-    for entry in table["entries"]:
+    for entry, batch in zip(table["entries"], candidates, strict=True):
         entry["embeddings"] = vectors[[row_of[i] for i in entry["image_ids"]]].tolist()
+        entry.update(stratum=batch["stratum"], stratum_share=batch["share"])
     table.update(cycle=state["cycle"], schedule={
-        "epochs": params.epochs, "batch_size": params.batch_size, "seed": params.seed,
+        "epochs": params.epochs, "images_per_epoch": params.images_per_epoch,
+        "batch_size": batch_size, "seed": params.seed,
         "semi_supervised": dataclasses.asdict(semi), "detector": dataclasses.asdict(config)})
     deltas = [entry["delta_map"] for entry in table["entries"]]
-    logger.info("LUT of %d variants in %.0f s: ΔmAP mean %.4f, min %.4f, max %.4f",
-                len(deltas), seconds, np.mean(deltas), min(deltas), max(deltas))
+    fidelity = table_fidelity(LookupTable.from_lut(table), LookupConfig(**AgentParams(**agent).lookup))
+    table["fidelity"] = fidelity
+    logger.info("LUT of %d variants in %.0f s: ΔmAP mean %.4f, min %.4f, max %.4f; "
+                "leave-one-out Spearman ρ %.3f (bandwidth %.3g)", len(deltas), seconds,
+                np.mean(deltas), min(deltas), max(deltas), fidelity["loo_spearman"],
+                fidelity["bandwidth"])
     metrics = {
         "lut/delta_map_mean": float(np.mean(deltas)), "lut/delta_map_std": float(np.std(deltas)),
         "lut/delta_map_max": max(deltas), "lut/reference_map": table["reference"][params.metric],
         "lut/build_seconds": seconds,
+        **{f"lut/{key}": value for key, value in fidelity.items()},
         "lut/variant_seconds_median": statistics.median(
             [table["reference"]["train_time_s"]] + [e["train_time_s"] for e in table["entries"]]),
     }

@@ -1,0 +1,52 @@
+"""What the MGRAL policy reads about a pool image: its embedding and what the detector makes of it.
+
+The LUT's reward compares batches by their embeddings alone (Wasserstein distances), but the policy
+that picks the batch can read more. Beside the cycle's (PCA-reduced) embedding it gets, from D_t's
+own detections of the image (never the oracle's labels):
+  * uncertainty: the largest and the mean normalised entropy of a detection's class scores;
+  * how much is there: log(1 + number of detections above `confidence`) and their summed score;
+  * what is there: the predicted-class histogram of those detections (shares, summing to 1 or 0).
+The policy standardises every input over the pool, so the scales of these features do not matter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+DETECTION_FEATURES = 4  # max entropy, mean entropy, log(1 + count), summed score
+
+
+def detection_features(detections: Sequence[Mapping[str, Any]], num_classes: int,
+                       confidence: float = 0.25) -> np.ndarray:
+    """(DETECTION_FEATURES + num_classes,) summary of one image's detections (see module doc)."""
+    entropies = [_normalised_entropy(d["class_scores"]) for d in detections]
+    confident = [d for d in detections if d["score"] >= confidence]
+    histogram = np.zeros(num_classes)
+    for detection in confident:
+        histogram[int(detection["class_id"])] += 1
+    if confident:
+        histogram /= len(confident)
+    summary = [max(entropies, default=0.0), float(np.mean(entropies)) if entropies else 0.0,
+               float(np.log1p(len(confident))), float(sum(d["score"] for d in confident))]
+    return np.concatenate([summary, histogram])
+
+
+def policy_inputs(embedding: np.ndarray, detections: Sequence[Mapping[str, Any]] | None,
+                  num_classes: int) -> np.ndarray:
+    """The embedding, followed by `detection_features` unless `detections` is None."""
+    embedding = np.asarray(embedding, dtype=np.float64).reshape(-1)
+    if detections is None:
+        return embedding
+    return np.concatenate([embedding, detection_features(detections, num_classes)])
+
+
+def _normalised_entropy(class_scores: Sequence[float]) -> float:
+    """Entropy of the class scores normalised to sum to 1, divided by log(classes): 0 to 1."""
+    scores = np.clip(np.asarray(class_scores, dtype=np.float64), 1e-12, None)
+    if len(scores) < 2:
+        return 0.0
+    p = scores / scores.sum()
+    return float(-(p * np.log(p)).sum() / np.log(len(p)))
