@@ -1,0 +1,197 @@
+"""The yardstick of MGRAL's reward: does the LUT predict what labelling a batch is really worth?
+
+    kedro run --env transfer --pipeline=prepare
+    python benchmarks/bench_reward_fidelity.py --env transfer --split-seed 0 --batches 30 \
+        --repeats 2 --out docs/reward_fidelity_transfer.csv
+
+A benchmark, not part of the method: it reads the oracle. On the split of `--split-seed` it trains
+D_0 on L_0 with the profile's detector settings, builds the cycle's LUT with the `lut` pipeline's
+own function (`build_lut`, the profile's K), then draws `--batches` held-out candidate batches the
+way the LUT draws its own (same strata, another seed) and measures, for each, `--repeats` times
+with different seeds:
+  * the true gain: test mAP50-95 of D_0 fine-tuned on L_0 plus the batch *with its real labels*,
+    minus that of D_0 fine-tuned on L_0 alone with the same seed and schedule (common random
+    numbers: data order and augmentation shared, so their noise cancels in the difference). The
+    schedule is the profile detector's steps per epoch for `--true-epochs` epochs;
+  * the semi-supervised ΔmAP: the LUT's own measurement (a variant on L_0 + the batch without
+    labels, minus the step-matched reference, on V), which is what the table stores;
+  * the LUT's prediction for the batch (the agent's reward), read once.
+Reports, each with a 95% interval (Fisher z of Spearman's ρ, with Fieller's 1.06 variance factor):
+the repeatability of one true-gain measurement (ρ between repeats: the ceiling of any correlation),
+the same for the semi-supervised ΔmAP, ρ(semi-supervised ΔmAP, true gain) and ρ(LUT, true gain),
+and the LUT's own leave-one-out ρ. Writes one row per (batch, repeat) to `--out` and the summary
+beside it (`.json`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+from tqdm.auto import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _project import ROOT  # noqa: E402
+
+from kedro.framework.session import KedroSession  # noqa: E402
+from kedro.framework.startup import bootstrap_project  # noqa: E402
+
+from mgral_pipelines import detector as adapter  # noqa: E402
+from mgral_pipelines.config import AgentParams, ALParams, LUTParams  # noqa: E402
+from mgral_pipelines.mgral import variants  # noqa: E402
+from mgral_pipelines.mgral.candidates import pool_strata, sample_candidate_batches  # noqa: E402
+from mgral_pipelines.mgral.lookup import Estimator, LookupConfig, LookupTable  # noqa: E402
+from mgral_pipelines.pipelines.benchmark.runner import seed_data  # noqa: E402
+from mgral_pipelines.pipelines.common import cycle_key, detector_settings  # noqa: E402
+from mgral_pipelines.pipelines.detector.nodes import train_detector  # noqa: E402
+from mgral_pipelines.pipelines.embedding.nodes import embed_images, reduce_embeddings  # noqa: E402
+from mgral_pipelines.pipelines.lut.nodes import build_lut  # noqa: E402
+from mgral_pipelines.pipelines.query.nodes import predict_pool  # noqa: E402
+
+
+def spearman_interval(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Spearman's ρ with a 95% interval: Fisher z with Fieller's variance 1.06 / (n - 3)."""
+    rho = float(spearmanr(x, y).statistic)
+    n = len(x)
+    half = 1.96 * np.sqrt(1.06 / (n - 3)) if n > 3 else float("nan")
+    z = np.arctanh(np.clip(rho, -0.999999, 0.999999))
+    return {"rho": rho, "low": float(np.tanh(z - half)), "high": float(np.tanh(z + half)), "n": n}
+
+
+def _partitions(value: Any) -> dict[str, Any]:
+    return {key: (lambda v=v: v) for key, v in value.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env", default="transfer")
+    parser.add_argument("--split-seed", type=int, default=0)
+    parser.add_argument("--batches", type=int, default=30, help="held-out candidate batches")
+    parser.add_argument("--repeats", type=int, default=2, help="seeds per measurement")
+    parser.add_argument("--true-epochs", type=int, default=2,
+                        help="epochs (of detector.images_per_epoch images) of the true-gain fine-tune")
+    parser.add_argument("--out", type=Path, default=Path("docs/reward_fidelity.csv"))
+    args = parser.parse_args()
+
+    bootstrap_project(ROOT)
+    with KedroSession.create(project_path=ROOT, env=args.env) as session:
+        context = session.load_context()
+        catalog, params = context.catalog, context.params
+        index, oracle = catalog.load("image_index"), catalog.load("oracle_annotations")
+    data = seed_data(index, oracle, params["dataset"], args.split_seed)
+    state = data.initial_state
+    scratch = Path(params["detector"]["run_dir"]) / "reward_fidelity"
+    detector = {**params["detector"], "run_dir": str(scratch), "seed": args.split_seed}
+    al = {**params["al"], "strategy": "mgral"}
+    lut = {**params["lut"], "seed": args.split_seed}
+    started = time.perf_counter()
+
+    # D_0, its embeddings and pool predictions, and the cycle's LUT: exactly as al_cycle makes them.
+    checkpoints, checkpoint, _ = train_detector(state, index, data.eval_labels, detector)
+    raw, _ = embed_images(_partitions(checkpoints), state, index, detector, params["embedding"])
+    embeddings, _ = reduce_embeddings(_partitions(raw), state, params["embedding"])
+    detections = predict_pool(_partitions(checkpoints), state, index, detector, al)
+    tables, _ = build_lut(state, index, data.eval_labels, _partitions(checkpoints),
+                          _partitions(embeddings), _partitions(detections), detector, lut,
+                          params["agent"], al)
+    table = tables[cycle_key(state)]
+    estimate = Estimator(LookupTable.from_lut(table), LookupConfig(**AgentParams(**params["agent"]).lookup))
+    print(f"LUT: {len(table['entries'])} entries, leave-one-out ρ "
+          f"{table['fidelity']['loo_spearman']:.3f} ({time.perf_counter() - started:.0f} s)",
+          flush=True)
+
+    # Held-out batches, drawn as the LUT draws its own, with another seed.
+    params_lut = LUTParams(**lut)
+    batch_size = params_lut.batch_size or ALParams(**al).budget
+    vectors = embeddings[cycle_key(state)]
+    row_of = {image_id: row for row, image_id in enumerate(vectors["image_ids"])}
+    matrix = np.asarray(vectors["vectors"])
+    pool = state["pool_ids"]
+    strata = pool_strata(pool, matrix[[row_of[i] for i in pool]], detections[cycle_key(state)],
+                         len(index["classes"]), params_lut.clusters, seed=params_lut.seed,
+                         min_size=max(1, batch_size // 4))
+    held_out = sample_candidate_batches(pool, args.batches, batch_size,
+                                        [params_lut.seed + 1000, state["cycle"]], strata,
+                                        params_lut.stratified_share)
+
+    config, _ = detector_settings(detector)
+    true_config = dataclasses.replace(config, epochs=args.true_epochs, warmup_epochs=0.0,
+                                      checkpoint="last")
+    semi_config = adapter.DetectorConfig(**table["schedule"]["detector"])
+    semi = adapter.SemiSupervisedConfig(**table["schedule"]["semi_supervised"])
+    test_ids = sorted(data.eval_labels["test"])
+    labels = {**state["labels"], **data.eval_labels["val"], **data.eval_labels["test"]}
+
+    def true_map(train_ids: list[str], seed: int, name: str) -> float:
+        annotations = {**labels, **{i: oracle[i] for i in train_ids}}
+        weights, _ = adapter.train_detector(
+            index["images"], annotations, index["classes"], train_ids,
+            sorted(data.eval_labels["val"]), dataclasses.replace(true_config, seed=seed),
+            scratch / "true" / name, initial_weights=checkpoint, progress=False)
+        return adapter.evaluate_detector(weights, index["images"], annotations, index["classes"],
+                                         test_ids, true_config, progress=False)["map50_95"]
+
+    def semi_map(unlabelled: list[str], seed: int, name: str) -> float:
+        job = variants.VariantJob(
+            name=name, unlabelled_ids=unlabelled, records=index["images"],
+            annotations={**state["labels"], **data.eval_labels["val"]}, classes=index["classes"],
+            labelled_ids=state["labelled_ids"], val_ids=sorted(data.eval_labels["val"]),
+            config=dataclasses.replace(semi_config, seed=seed), semi=semi,
+            initial_weights=checkpoint, run_dir=str(scratch / "semi" / name), torch_threads=None)
+        return variants.train_variant(job)[table["metric"]]
+
+    references = {r: (true_map(state["labelled_ids"], r, "reference"),
+                      semi_map([], r, "reference")) for r in range(args.repeats)}
+    rows = []
+    for k, batch in enumerate(tqdm(held_out, desc="held-out batches", unit="batch")):
+        prediction = estimate(matrix[[row_of[i] for i in batch["image_ids"]]])
+        for r in range(args.repeats):
+            true_gain = true_map(state["labelled_ids"] + batch["image_ids"], r, "batch") \
+                - references[r][0]
+            semi_delta = semi_map(batch["image_ids"], r, "batch") - references[r][1]
+            objects = sum(len(oracle[i]) for i in batch["image_ids"])
+            rows.append({"batch": k, "stratum": batch["stratum"], "share": batch["share"],
+                         "repeat": r, "true_gain": true_gain, "semi_delta": semi_delta,
+                         "lut_prediction": prediction, "objects": objects})
+        frame = pd.DataFrame(rows)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(args.out, index=False)  # after every batch: an interrupted run keeps its rows
+
+    wide = frame.pivot_table(index="batch", columns="repeat",
+                             values=["true_gain", "semi_delta"])
+    means = frame.groupby("batch")[["true_gain", "semi_delta", "lut_prediction"]].mean()
+    summary = {
+        "env": args.env, "split_seed": args.split_seed, "batches": args.batches,
+        "repeats": args.repeats, "batch_size": batch_size, "lut_entries": len(table["entries"]),
+        "lut_loo_spearman": table["fidelity"]["loo_spearman"],
+        "true_gain_repeatability": spearman_interval(wide[("true_gain", 0)],
+                                                     wide[("true_gain", 1)]),
+        "semi_delta_repeatability": spearman_interval(wide[("semi_delta", 0)],
+                                                      wide[("semi_delta", 1)]),
+        "semi_vs_true": spearman_interval(means["semi_delta"], means["true_gain"]),
+        "lut_vs_true": spearman_interval(means["lut_prediction"], means["true_gain"]),
+        "objects_vs_true": spearman_interval(
+            frame.groupby("batch")["objects"].first(), means["true_gain"]),
+        "true_gain_mean": float(means["true_gain"].mean()),
+        "true_gain_std_between_batches": float(means["true_gain"].std()),
+        "seconds": time.perf_counter() - started,
+    }
+    args.out.with_suffix(".json").write_text(json.dumps(summary, indent=1))
+    for key, value in summary.items():
+        if isinstance(value, dict):
+            print(f"{key:>26}: ρ = {value['rho']:+.3f} (95% CI {value['low']:+.3f} to "
+                  f"{value['high']:+.3f}, n = {value['n']})")
+        else:
+            print(f"{key:>26}: {value}")
+
+
+if __name__ == "__main__":
+    main()
