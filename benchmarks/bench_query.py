@@ -37,7 +37,8 @@ def main() -> None:
                         help="pool sizes, run in this order (peak RSS is cumulative)")
     parser.add_argument("--dim", type=int, default=64, help="embedding dimension")
     parser.add_argument("--budget", type=int, default=1000, help="images queried (select_top)")
-    parser.add_argument("--chunk-size", type=int, default=defaults.chunk_size)
+    parser.add_argument("--context-size", type=int, default=defaults.sequence_length)
+    parser.add_argument("--contexts", type=int, default=defaults.scoring_contexts)
     parser.add_argument("--hidden-size", type=int, default=defaults.hidden_size)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
@@ -61,12 +62,13 @@ def main() -> None:
         times = []
         for _ in range(args.repeats):
             start = time.perf_counter()
-            scores = score_pool(policy, pool, args.chunk_size)
+            scores = score_pool(policy, pool, args.context_size, args.contexts)
             select_top(scores, ids, min(args.budget, size))
             times.append(time.perf_counter() - start)
         result = {
             "benchmark": "query/score_pool+select_top", "pool_size": size, "dim": args.dim,
-            "budget": min(args.budget, size), "chunk_size": args.chunk_size,
+            "budget": min(args.budget, size), "context_size": args.context_size,
+            "contexts": args.contexts,
             "hidden_size": args.hidden_size, "repeats": args.repeats,
             "torch_threads": torch.get_num_threads(),
             "median_s": statistics.median(times), "peak_rss_mib": peak_rss_mib(),
