@@ -34,7 +34,7 @@ repro: install
 	$(BIN)/dvc repro
 
 benchmark: install
-	$(BIN)/dvc repro benchmarks/dvc.yaml
+	$(BIN)/dvc repro benchmarks/dvc.yaml:benchmark_transfer
 
 mlflow-ui: install
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db
