@@ -1,4 +1,4 @@
-"""How noisy is one point of the AL curve? The same labelled set, trained with several detector seeds.
+"""How noisy is one point of the AL curve? One labelled set, trained with several detector seeds.
 
     kedro run --env transfer --pipeline=prepare
     python benchmarks/bench_detector_noise.py --env transfer --seeds 6 --extra 80 \

@@ -58,11 +58,13 @@ def main() -> None:
     result = {
         "benchmark": "lookup/estimator",
         "entries": args.entries, "batch_size": args.batch_size, "dim": args.dim,
-        "estimator": args.estimator, "bandwidth_selection_s": setup_s, "k_nearest": args.k_nearest, "metric": args.metric, "repeats": args.repeats,
+        "estimator": args.estimator, "bandwidth_selection_s": setup_s,
+        "k_nearest": args.k_nearest, "metric": args.metric, "repeats": args.repeats,
         "median_s": statistics.median(times), "min_s": min(times), "max_s": max(times),
     }
     print(f"{args.estimator} look-up K={args.entries} n={args.batch_size} d={args.dim} "
-          f"(bandwidth chosen in {setup_s:.3f} s): median {result['median_s']:.6f} s over {args.repeats} calls "
+          f"(bandwidth chosen in {setup_s:.3f} s): median {result['median_s']:.6f} s over "
+          f"{args.repeats} calls "
           f"(min {result['min_s']:.6f}, max {result['max_s']:.6f})")
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")

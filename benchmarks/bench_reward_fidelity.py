@@ -52,9 +52,12 @@ from mgral_pipelines.mgral.lookup import Estimator, LookupConfig, LookupTable  #
 from mgral_pipelines.pipelines.benchmark.runner import seed_data  # noqa: E402
 from mgral_pipelines.pipelines.common import cycle_key, detector_settings  # noqa: E402
 from mgral_pipelines.pipelines.detector.nodes import train_detector  # noqa: E402
-from mgral_pipelines.pipelines.embedding.nodes import embed_images, reduce_embeddings  # noqa: E402
+from mgral_pipelines.pipelines.embedding.nodes import (  # noqa: E402
+    embed_images,
+    predict_pool,
+    reduce_embeddings,
+)
 from mgral_pipelines.pipelines.lut.nodes import build_lut  # noqa: E402
-from mgral_pipelines.pipelines.query.nodes import predict_pool  # noqa: E402
 
 
 def spearman_interval(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
@@ -77,7 +80,8 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=30, help="held-out candidate batches")
     parser.add_argument("--repeats", type=int, default=2, help="seeds per measurement")
     parser.add_argument("--true-epochs", type=int, default=2,
-                        help="epochs (of detector.images_per_epoch images) of the true-gain fine-tune")
+                        help="epochs (of detector.images_per_epoch images) of the true-gain "
+                        "fine-tune")
     parser.add_argument("--out", type=Path, default=Path("docs/reward_fidelity.csv"))
     args = parser.parse_args()
 
@@ -103,7 +107,8 @@ def main() -> None:
                           _partitions(embeddings), _partitions(detections), detector, lut,
                           params["agent"], al)
     table = tables[cycle_key(state)]
-    estimate = Estimator(LookupTable.from_lut(table), LookupConfig(**AgentParams(**params["agent"]).lookup))
+    estimate = Estimator(LookupTable.from_lut(table),
+                         LookupConfig(**AgentParams(**params["agent"]).lookup))
     print(f"LUT: {len(table['entries'])} entries, leave-one-out ρ "
           f"{table['fidelity']['loo_spearman']:.3f} ({time.perf_counter() - started:.0f} s)",
           flush=True)

@@ -46,7 +46,7 @@ def train_agent(
     features = for_cycle(embeddings, state, "embedding")
     row_of = {image_id: row for row, image_id in enumerate(features["image_ids"])}
     lut_inputs = np.asarray(features["vectors"])[[row_of[i] for i in ids]]
-    detections = (for_cycle(pool_detections, state, "query") if config.detector_features
+    detections = (for_cycle(pool_detections, state, "embedding") if config.detector_features
                   else dict.fromkeys(ids))
     classes = len(image_index["classes"])
     inputs = np.stack([policy_inputs(lut_inputs[row], detections[image_id], classes)

@@ -3,7 +3,6 @@
 from kedro.pipeline import Node, Pipeline
 
 from mgral_pipelines.pipelines.common import current_state_node
-from mgral_pipelines.pipelines.query.pipeline import predict_pool_node
 
 from .nodes import train_agent
 
@@ -12,7 +11,6 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             current_state_node,
-            predict_pool_node,
             Node(train_agent,
                  ["lookup_tables", "embeddings", "pool_detections", "state", "image_index",
                   "params:agent", "params:al"],

@@ -34,10 +34,14 @@ from mgral_pipelines.pipelines.agent.nodes import train_agent
 from mgral_pipelines.pipelines.al_cycle.nodes import annotate_from_oracle, update_state
 from mgral_pipelines.pipelines.common import cycle_key
 from mgral_pipelines.pipelines.detector.nodes import evaluate_detector, train_detector
-from mgral_pipelines.pipelines.embedding.nodes import embed_images, reduce_embeddings
+from mgral_pipelines.pipelines.embedding.nodes import (
+    embed_images,
+    predict_pool,
+    reduce_embeddings,
+)
 from mgral_pipelines.pipelines.lut.nodes import build_lut
 from mgral_pipelines.pipelines.prepare.nodes import evaluation_labels, initial_state
-from mgral_pipelines.pipelines.query.nodes import predict_pool, select_query
+from mgral_pipelines.pipelines.query.nodes import select_query
 from mgral_pipelines.strategies import STRATEGIES, get_strategy
 
 logger = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ import numpy as np
 from sklearn.decomposition import PCA
 
 from mgral_pipelines import detector as adapter
-from mgral_pipelines.config import EmbeddingParams
+from mgral_pipelines.config import ALParams, EmbeddingParams
 from mgral_pipelines.pipelines.common import cycle_key, detector_settings, for_cycle
 
 logger = logging.getLogger(__name__)
@@ -60,3 +60,17 @@ def reduce_embeddings(
         {cycle_key(state): {"image_ids": features["image_ids"], "vectors": vectors}},
         {key: {"value": float(value), "step": step} for key, value in metrics.items()},
     )
+
+
+def predict_pool(
+    checkpoints: dict[str, Any], state: dict[str, Any], image_index: dict[str, Any],
+    detector: dict[str, Any], al: dict[str, Any],
+) -> dict[str, Any]:
+    """D_t's detections (with per-class scores) on every pool image: input of uncertainty
+    strategies, and the predicted classes of the queried images for the diversity report."""
+    config, _ = detector_settings(detector)
+    detections = adapter.predict(
+        for_cycle(checkpoints, state, "detector"), image_index["images"], state["pool_ids"], config,
+        conf=ALParams(**al).pool_detection_conf, batch_size=config.batch,
+    )
+    return {cycle_key(state): detections}

@@ -52,7 +52,7 @@ def build_lut(
     vectors = np.asarray(features["vectors"])
     strata = pool_strata(
         state["pool_ids"], vectors[[row_of[i] for i in state["pool_ids"]]],
-        for_cycle(pool_detections, state, "query"), len(image_index["classes"]),
+        for_cycle(pool_detections, state, "embedding"), len(image_index["classes"]),
         params.clusters, seed=params.seed, min_size=max(1, batch_size // 4))
     candidates = sample_candidate_batches(
         state["pool_ids"], params.num_batches, batch_size, [params.seed, state["cycle"]], strata,

@@ -3,7 +3,6 @@
 from kedro.pipeline import Node, Pipeline
 
 from mgral_pipelines.pipelines.common import current_state_node
-from mgral_pipelines.pipelines.query.pipeline import predict_pool_node
 
 from .nodes import build_lut
 
@@ -12,7 +11,6 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             current_state_node,
-            predict_pool_node,
             Node(build_lut,
                  ["state", "image_index", "eval_labels", "detector_checkpoints", "embeddings",
                   "pool_detections", "params:detector", "params:lut", "params:agent", "params:al"],

@@ -9,9 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mgral_pipelines import detector as adapter
 from mgral_pipelines.config import ALParams
-from mgral_pipelines.pipelines.common import cycle_key, detector_settings, for_cycle
+from mgral_pipelines.pipelines.common import cycle_key, for_cycle
 from mgral_pipelines.strategies import PoolView, check_selection, get_strategy
 
 logger = logging.getLogger(__name__)
@@ -23,20 +22,6 @@ def labelled_class_counts(state: dict[str, Any], num_classes: int) -> np.ndarray
         for box in boxes:
             counts[box["class_id"]] += 1
     return counts
-
-
-def predict_pool(
-    checkpoints: dict[str, Any], state: dict[str, Any], image_index: dict[str, Any],
-    detector: dict[str, Any], al: dict[str, Any],
-) -> dict[str, Any]:
-    """D_t's detections (with per-class scores) on every pool image: input of uncertainty
-    strategies, and the predicted classes of the queried images for the diversity report."""
-    config, _ = detector_settings(detector)
-    detections = adapter.predict(
-        for_cycle(checkpoints, state, "detector"), image_index["images"], state["pool_ids"], config,
-        conf=ALParams(**al).pool_detection_conf, batch_size=config.batch,
-    )
-    return {cycle_key(state): detections}
 
 
 def pool_view(
@@ -54,7 +39,7 @@ def pool_view(
         labelled_ids=state["labelled_ids"],
         num_classes=len(image_index["classes"]),
         embeddings=vectors,
-        detections=for_cycle(pool_detections, state, "query") if "detections" in needs else None,
+        detections=for_cycle(pool_detections, state, "embedding") if "detections" in needs else None,
         labelled_class_counts=labelled_class_counts(state, len(image_index["classes"])),
         policy=for_cycle(policies, state, "agent") if "policy" in needs else None,
     )
