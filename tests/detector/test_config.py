@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, replace
+
 import numpy as np
 import pytest
 
@@ -49,3 +51,48 @@ def test_semi_supervised_config_from_dict() -> None:
                 {"checkpoint": "first"}):
         with pytest.raises(ValueError):
             SemiSupervisedConfig.from_dict(bad)
+
+
+def test_train_args_typo_fails_with_the_closest_ultralytics_names() -> None:
+    with pytest.raises(ValueError, match=r"'cos_lrr' is not an ultralytics argument; did you mean "
+                                         r"'cos_lr'\?"):
+        DetectorConfig.from_dict({"train_args": {"fliplr": 0.0, "cos_lrr": True}})
+    with pytest.raises(ValueError, match="'hsv' .* did you mean .*'hsv_h'"):
+        DetectorConfig(train_args={"hsv": 0.1})
+
+
+@pytest.mark.parametrize(
+    ("key", "field"),
+    [("epochs", "detector.epochs"), ("conf", "detector.eval_conf"), ("iou", "detector.eval_iou"),
+     ("amp", "detector.amp"), ("model", "detector.weights"), ("val", "detector.checkpoint"),
+     ("project", "detector.run_dir"), ("data", "fixed")],
+)
+def test_train_args_refuse_what_the_adapter_sets(key: str, field: str) -> None:
+    with pytest.raises(ValueError, match=rf"'{key}' is set by the adapter; .*{field}"):
+        DetectorConfig.from_dict({"train_args": {key: 1}})
+
+
+@pytest.mark.parametrize("bad", [{"fliplr": "half"}, {"fliplr": 1.5}, {"cos_lr": "yes"}, ["x"]])
+def test_train_args_values_follow_ultralytics_rules(bad: object) -> None:
+    with pytest.raises(ValueError, match="train_args"):
+        DetectorConfig.from_dict({"train_args": bad})
+
+
+def test_train_args_survive_replace_asdict_and_hashing() -> None:
+    given = {"cos_lr": True, "fliplr": 0.0, "cache": "disk"}
+    config = DetectorConfig.from_dict({"train_args": given, "epochs": 3})
+    given["mixup"] = 0.5  # the config keeps its own copy
+
+    assert config.train_args == {"cos_lr": True, "fliplr": 0.0, "cache": "disk"}
+    assert replace(config, epochs=4).train_args == config.train_args
+    assert DetectorConfig.from_dict(asdict(config)) == config
+    assert hash(config) == hash(DetectorConfig.from_dict(asdict(config)))
+    assert config != replace(config, train_args={})
+    assert DetectorConfig.from_dict({"train_args": None}).train_args == {}
+
+
+def test_amp_is_a_bool_or_null() -> None:
+    assert DetectorConfig.from_dict({"amp": None}).amp is None
+    assert DetectorConfig.from_dict({"amp": False}).amp is False
+    with pytest.raises(ValueError, match="amp must be true, false or null"):
+        DetectorConfig.from_dict({"amp": "fp16"})

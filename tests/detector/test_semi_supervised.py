@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import io
 import pickle
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -268,3 +269,19 @@ def test_unlabelled_images_labels_are_never_read(
     }
     pseudo_rows = (tmp_path / "dataset" / "labels" / f"{again.unlabelled[0]}.txt").read_text()
     assert "garbage" not in pseudo_rows
+
+
+@pytest.mark.slow
+def test_semi_supervised_variants_train_with_the_train_args(
+    detector_trained: Trained, tmp_path: Path
+) -> None:
+    data = detector_trained.dataset
+    config = replace(SEMI_CONFIG, epochs=1, train_args={"cos_lr": True, "fliplr": 0.0})
+
+    weights, _ = train_semi_supervised(
+        data.records, data.annotations, data.classes, data.train_ids[:4], data.train_ids[4:8],
+        data.val_ids, config, tmp_path, detector_trained.weights, SEMI, progress=False,
+    )
+
+    saved = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=False)["train_args"]
+    assert (saved["cos_lr"], saved["fliplr"]) == (True, 0.0)

@@ -1,18 +1,30 @@
-"""Training: the checkpoint and info train_detector returns, fine-tuning, reproducibility."""
+"""Training: the checkpoint and info train_detector returns, fine-tuning, reproducibility, and the
+arguments ultralytics gets (train_args passed through, AMP following the device)."""
 
 from __future__ import annotations
 
+import io
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from mgral_pipelines.detector.checkpoints import load_model
+from mgral_pipelines.detector.config import ADAPTER_TRAIN_ARGS
 from mgral_pipelines.detector.inference import embed
-from mgral_pipelines.detector.training import epoch_list, train_detector
+from mgral_pipelines.detector.training import (
+    ProjectDetectionTrainer,
+    _train_overrides,
+    epoch_list,
+    train_detector,
+)
 from tests.conftest import DetectorDataset
 from tests.detector.conftest import CONFIG, Trained
+
+from ultralytics.data.augment import RandomFlip
+from ultralytics.utils.torch_utils import one_cycle
 
 
 @pytest.mark.slow
@@ -101,3 +113,55 @@ def test_images_per_epoch_fixes_the_optimiser_steps(
                                    replace(config, images_per_epoch=None), tmp_path / "plain",
                                    progress=False)
     assert unrepeated["optimizer_steps"] == 2 * 3  # ceil(10 / 4) batches per epoch
+
+
+def _overrides(**fields: object) -> dict:
+    config = replace(CONFIG, **fields)
+    return _train_overrides(config, Path("data.yaml"), "yolov8n.yaml", Path("run"))
+
+
+def test_train_args_reach_ultralytics_beside_the_adapters_arguments() -> None:
+    train_args = {"cos_lr": True, "fliplr": 0.0, "hsv_h": 0.0, "degrees": 5.0, "mixup": 0.1}
+    overrides = _overrides(train_args=train_args)
+
+    assert {key: overrides[key] for key in train_args} == train_args
+    # The adapter's own keys are exactly those DetectorConfig refuses ("val" is added for
+    # checkpoint="last"), so train_args can never silently override one of them.
+    assert set(_overrides()) | {"val"} == set(ADAPTER_TRAIN_ARGS)
+
+
+@pytest.mark.parametrize(
+    ("device", "amp", "expected"),
+    [("cpu", None, False), ("mps", None, False), ("0", None, True), ("cuda:0", None, True),
+     (0, None, True), ("0,1", None, True), ("cuda:0", False, False), ("cpu", True, True)],
+)
+def test_amp_follows_the_device_unless_set(device: object, amp: bool | None, expected: bool):
+    assert _overrides(device=device, amp=amp)["amp"] is expected
+
+
+@pytest.mark.slow
+def test_train_args_are_what_ultralytics_trains_with(
+    detector_square_dataset: DetectorDataset, tmp_path: Path
+) -> None:
+    data = detector_square_dataset
+    config = replace(CONFIG, epochs=2, train_args={"cos_lr": True, "fliplr": 0.0})
+    trainers: list[ProjectDetectionTrainer] = []
+
+    class RecordingTrainer(ProjectDetectionTrainer):
+        def __init__(self, **kwargs: object) -> None:
+            super().__init__(**kwargs)
+            trainers.append(self)
+
+    weights, _ = train_detector(data.records, data.annotations, data.classes, data.train_ids[:8],
+                                data.val_ids, config, tmp_path, progress=False,
+                                trainer_cls=RecordingTrainer)
+
+    (trainer,) = trainers
+    assert (trainer.args.cos_lr, trainer.args.fliplr, trainer.args.amp) == (True, 0.0, False)
+    cosine = one_cycle(1, trainer.args.lrf, config.epochs)
+    assert [trainer.lf(epoch) for epoch in (0.5, 1.0)] == [cosine(0.5), cosine(1.0)]
+    flips = [t for t in trainer.train_loader.dataset.transforms.transforms
+             if isinstance(t, RandomFlip) and t.direction == "horizontal"]
+    assert [flip.p for flip in flips] == [0.0]
+    saved = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=False)["train_args"]
+    assert (saved["cos_lr"], saved["fliplr"]) == (True, 0.0)

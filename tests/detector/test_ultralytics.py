@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import torch
 
 import mgral_pipelines
 from tests.conftest import DetectorDataset
@@ -164,3 +165,25 @@ def test_only_the_adapter_package_imports_ultralytics() -> None:
 
     assert not outside, f"ultralytics imported outside mgral_pipelines/detector: {sorted(outside)}"
     assert adapter / "_ultralytics.py" in inside  # the scan does find the imports it looks for
+
+
+@pytest.mark.parametrize(("device", "expected"), [("cpu", False), ("meta", True)])
+def test_the_trainers_amp_check_never_downloads(
+    device: str, expected: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On an accelerator ultralytics' own check would fetch yolo26n.pt; the adapter's answers at
+    once. ("meta" stands in for a CUDA device: it is neither CPU nor MPS, and needs no GPU.)"""
+    from ultralytics.engine import trainer as ultralytics_trainer
+    from ultralytics.utils import downloads
+
+    attempts: list[str] = []
+
+    def no_download(url: str, *args: object, **kwargs: object) -> None:
+        attempts.append(str(url))
+        raise ConnectionError(f"test: no download allowed ({url})")
+
+    monkeypatch.setattr(downloads, "safe_download", no_download)
+    model = torch.nn.Linear(2, 2, device=device)
+
+    assert ultralytics_trainer.check_amp(model) is expected
+    assert attempts == []

@@ -2,11 +2,36 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
+
+from ultralytics.cfg import DEFAULT_CFG_DICT, check_cfg
+
+# ultralytics' training arguments the adapter sets itself (training._train_overrides), refused in
+# `train_args`: the DetectorConfig field (or parameter) that sets each, or why it is fixed.
+ADAPTER_TRAIN_ARGS: dict[str, str] = {
+    **{name: f"use detector.{name}" for name in (
+        "imgsz", "epochs", "batch", "lr0", "nbs", "warmup_epochs", "warmup_bias_lr", "optimizer",
+        "seed", "workers", "device", "patience", "mosaic", "close_mosaic", "max_det", "amp",
+        "verbose",
+    )},
+    "model": "use detector.model or detector.weights",
+    "conf": "use detector.eval_conf",
+    "iou": "use detector.eval_iou",
+    "val": 'use detector.checkpoint ("last" turns per-epoch validation off)',
+    "project": "use detector.run_dir",
+    "name": "fixed: the run folder is run_dir/train",
+    "exist_ok": "fixed: the run folder is run_dir/train",
+    "data": "fixed: the adapter writes the YOLO dataset from the manifest",
+    "task": "fixed: the adapter trains detectors",
+    "mode": "fixed: the adapter trains",
+    "deterministic": "fixed: training is reproducible",
+    "plots": "fixed: plots download fonts (offline)",
+}
 
 
 @dataclass(frozen=True)
@@ -68,6 +93,15 @@ class DetectorConfig:
     epoch); "last", the final weights, validated once at the end (cheaper, and V picks nothing)."""
     verbose: bool = False
     """Show ultralytics' own logging."""
+    amp: bool | None = None
+    """Automatic mixed precision (ultralytics' float16 AMP with a gradient scaler). None follows
+    the device: on for CUDA (and other accelerators), off on CPU and Apple MPS, where ultralytics
+    never uses it. true/false force it (false on a GPU where AMP gives NaN losses or zero mAP)."""
+    train_args: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    """Further ultralytics training arguments, passed through unchanged: `cos_lr`, `cache`,
+    `fliplr`, `hsv_h`, `degrees`, `mixup`, ... (https://docs.ultralytics.com/usage/cfg). Checked
+    against ultralytics' own list and value rules, so a typo fails with the closest names; the
+    arguments this config sets (ADAPTER_TRAIN_ARGS) are refused with the field to use instead."""
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> DetectorConfig:
@@ -98,6 +132,32 @@ class DetectorConfig:
         check("checkpoint", self.checkpoint in ("best", "last"), '"best" or "last"')
         for name in ("eval_conf", "eval_iou", "mosaic"):
             check(name, 0.0 <= getattr(self, name) <= 1.0, "in [0, 1]")
+        check("amp", self.amp is None or isinstance(self.amp, bool), "true, false or null")
+        # A copy of its own, so the caller's dict can change. YAML reads an empty `train_args:` as
+        # None.
+        train_args = {} if self.train_args is None else self.train_args
+        object.__setattr__(self, "train_args", _checked_train_args(train_args))
+
+
+def _checked_train_args(train_args: Mapping[str, Any]) -> dict[str, Any]:
+    """`train_args` checked by ultralytics' rules (`check_cfg`, which also normalises values)."""
+    if not isinstance(train_args, Mapping):
+        raise ValueError(f"detector parameter train_args must be a mapping, got {train_args!r}")
+    for key in train_args:
+        if key in ADAPTER_TRAIN_ARGS:
+            raise ValueError(f"detector.train_args: {key!r} is set by the adapter; "
+                             f"{ADAPTER_TRAIN_ARGS[key]}")
+        if key not in DEFAULT_CFG_DICT:
+            close = difflib.get_close_matches(str(key), list(DEFAULT_CFG_DICT), n=3)
+            hint = f"did you mean {' or '.join(map(repr, close))}?" if close else "no close match."
+            raise ValueError(f"detector.train_args: {key!r} is not an ultralytics argument; {hint} "
+                             "(list: https://docs.ultralytics.com/usage/cfg)")
+    checked = dict(train_args)
+    try:
+        check_cfg(checked, hard=True)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"detector.train_args: {error}") from error
+    return checked
 
 
 def _convert(name: str, annotation: str, value: Any, kind: str = "detector") -> Any:

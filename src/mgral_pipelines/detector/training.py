@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from mgral_pipelines.detector._ultralytics import _is_integration, _ultralytics_verbosity
@@ -139,7 +140,10 @@ def _initial_model(initial_weights: Weights, config: DetectorConfig, run_dir: Pa
 def _train_overrides(
     config: DetectorConfig, data_yaml: Path, model: str, run_dir: Path
 ) -> dict[str, Any]:
+    """ultralytics' training arguments: `config.train_args` plus the ones the adapter sets (the
+    keys of ADAPTER_TRAIN_ARGS, which DetectorConfig refuses in train_args)."""
     return {
+        **config.train_args,
         "task": "detect",
         "mode": "train",
         "model": model,
@@ -164,13 +168,26 @@ def _train_overrides(
         "conf": config.eval_conf,
         "iou": config.eval_iou,
         "max_det": config.max_det,
-        "amp": False,  # the AMP check downloads a model
+        "amp": _amp(config),
         "plots": False,  # plots download fonts
         "project": str(run_dir),
         "name": "train",
         "exist_ok": True,
         "verbose": config.verbose,
     }
+
+
+def _amp(config: DetectorConfig) -> bool:
+    """`config.amp`, else AMP where ultralytics uses it: on CUDA devices, not on CPU or MPS.
+
+    On CUDA ultralytics' AMP check would download a model; `_ultralytics` makes it offline.
+    """
+    if config.amp is not None:
+        return config.amp
+    device = str(config.device).strip().lower()
+    if device in ("", "-1"):  # ultralytics picks: the (idlest) GPU when there is one
+        return torch.cuda.is_available()
+    return not device.startswith(("cpu", "mps"))
 
 
 def _training_info(trainer: DetectionTrainer, seconds: float) -> dict[str, float]:
