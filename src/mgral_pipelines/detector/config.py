@@ -16,8 +16,8 @@ from ultralytics.cfg import DEFAULT_CFG_DICT, check_cfg
 ADAPTER_TRAIN_ARGS: dict[str, str] = {
     **{name: f"use detector.{name}" for name in (
         "imgsz", "epochs", "batch", "lr0", "nbs", "warmup_epochs", "warmup_bias_lr", "optimizer",
-        "seed", "workers", "device", "patience", "mosaic", "close_mosaic", "max_det", "amp",
-        "verbose",
+        "seed", "workers", "device", "patience", "mosaic", "close_mosaic", "max_det", "freeze",
+        "amp", "verbose",
     )},
     "model": "use detector.model or detector.weights",
     "conf": "use detector.eval_conf",
