@@ -70,7 +70,8 @@ def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelStud
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_up(url, server, data_dir / "server.log", 60 if template.is_dir() else 400)
+        # Seconds on a quiet machine; minutes on a busy one, or when it must migrate a new database.
+        _wait_until_up(url, server, data_dir / "server.log", 300 if template.is_dir() else 900)
         yield LabelStudioInstance(url, api_key, data_dir)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
