@@ -56,10 +56,15 @@ class TrackImportedLabels:
         if not (Path.cwd() / ".dvc").is_dir():
             logger.info("Imported labels saved in %s (not a DVC repository: not tracked)", self._folder)
             return
+        from dvc.exceptions import DvcException
         from dvc.repo import Repo  # slow to import; only needed here
 
-        with Repo(".") as repo:
-            repo.add(self._folder)
+        try:
+            with Repo(".") as repo:
+                repo.add(self._folder)
+        except DvcException as error:  # the labels are safe on disk; tracking them can wait
+            logger.warning("Could not `dvc add %s` (%s): run it yourself", self._folder, error)
+            return
         logger.info("Imported labels tracked by DVC: %s.dvc (commit it)", self._folder)
 
 

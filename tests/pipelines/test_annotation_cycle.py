@@ -49,8 +49,12 @@ def own_pool(root: Path) -> dict:
         day = unlabelled / ("day1" if index % 2 else "day2")
         day.mkdir(parents=True, exist_ok=True)
         shutil.copy(source / "images" / f"{stem}.png", day / f"{stem}.png")
-    return {"dataset": {"source": "yolo", "path": str(labelled / "data.yaml"),
-                        "unlabelled": str(unlabelled),
+    return own_pool_params(root)
+
+
+def own_pool_params(root: Path) -> dict:
+    return {"dataset": {"source": "yolo", "path": str(root / "mine/labelled/data.yaml"),
+                        "unlabelled": str(root / "mine/unlabelled"),
                         "splits": {"val": 8, "test": 8, "initial": None, "seed": 0}}}
 
 
@@ -117,6 +121,16 @@ def test_own_unlabelled_pool_through_an_annotation_package_to_the_second_cycle(p
     assert sorted(i["mgral_image_id"] for i in saved["images"]) == sorted(batch[:3])
     assert saved["info"]["returned_to_pool"] == batch[3:]
     assert (project / "data/01_raw/annotations.dvc").is_file()  # tracked by DVC
+
+    # New images arrive in the folder: a new `prepare` keeps every label and the awaiting batch.
+    source = sorted((project / "data/01_raw/embedded_tiny/images").glob("*.png"))
+    for image in source[:3]:
+        shutil.copy(image, project / "mine/unlabelled/day1" / f"new_{image.name}")
+    run_pipeline(project, "prepare", own_pool_params(project))
+    kept = _states(project)
+    assert sorted(kept) == [0, 1]
+    assert kept[1]["labels"] == first["labels"] and kept[1]["awaiting"] == first["awaiting"]
+    assert len(kept[1]["pool_ids"]) == len(first["pool_ids"]) + 3
 
 
 def _ls_task(task: dict, done: dict) -> dict:

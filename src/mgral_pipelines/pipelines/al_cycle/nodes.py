@@ -28,19 +28,21 @@ def receive_labels(
     pool_detections: dict[str, Any], packages: dict[str, str], al: dict[str, Any],
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """The state this cycle starts from: the chosen one, or (when its batch awaits labels) the
-    next one built from people's labels. Returns it to save, the imported labels as COCO, and
-    again for the next node."""
+    next one built from people's labels. Returns the imported labels as COCO, the state to save
+    (saved in this order, so a state never exists without its labels file), and the state again
+    for the next node."""
     params = ALParams(**al)
     state = al_state.choose_state(states, params.from_cycle)
     if "awaiting" not in state:
-        return state, {}, state
+        return {}, state, state
     key = cycle_key(state)
     detections = pool_detections[key]() if key in pool_detections else {}
     following, coco = receive(state, image_index, params, label_studio, detections, packages.get(key))
-    return following, {key: coco}, following
+    return {key: coco}, following, following
 
 
-def current_state(state: dict[str, Any], image_index: dict[str, Any], al: dict[str, Any]) -> dict[str, Any]:
+def current_state(state: dict[str, Any], image_index: dict[str, Any], label_studio: LabelStudioServer,
+                  al: dict[str, Any]) -> dict[str, Any]:
     """The state of this cycle, once it is sure the cycle can end: checked before any training."""
     params = ALParams(**al)
     pool = state["pool_ids"]
@@ -53,6 +55,13 @@ def current_state(state: dict[str, Any], image_index: dict[str, Any], al: dict[s
             f"{len(unlabelled)} pool images have no labels, so the oracle cannot label a query: "
             "set al.annotator=label_studio or al.annotator=files"
         )
+    if params.annotator != "oracle":  # every pool image must be showable to people
+        url = image_url(params.label_studio)
+        records = {record["image_id"]: record for record in image_index["images"]}
+        for image_id in pool:
+            url(records[image_id])
+    if params.annotator == "label_studio":  # a wrong URL or key fails now, not after training
+        label_studio.project(params.label_studio.project, image_index["classes"])
     return state
 
 

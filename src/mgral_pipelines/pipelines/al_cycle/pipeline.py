@@ -26,10 +26,10 @@ def start_pipeline() -> Pipeline:
             Node(receive_labels,
                  ["al_states", "image_index", "label_studio", "awaiting_detections",
                   "annotation_package_folders", "params:al"],
-                 ["received_al_state", "received_annotations", "received_state"],
+                 ["received_annotations", "received_al_state", "received_state"],
                  name="receive_labels"),
-            Node(current_state, ["received_state", "image_index", "params:al"], "state",
-                 name="current_state"),
+            Node(current_state, ["received_state", "image_index", "label_studio", "params:al"],
+                 "state", name="current_state"),
         ]
     )
 

@@ -86,7 +86,9 @@ def keep_progress(fresh: dict[str, Any], states: dict[int, dict[str, Any]]) -> d
     if not states:
         return fresh
     latest = states[max(states)]
-    kept, reason = al_state.carry_over(latest, fresh)
+    # Without cycle 0 (e.g. `dvc repro` removed it, as it does with a stage's outputs) the run
+    # reproduces from the start.
+    kept, reason = al_state.carry_over(latest, fresh) if 0 in states else (None, "no cycle 0 state")
     if kept is None:
         logger.warning("Starting again at cycle 0 (cycles %s go to the archive): %s",
                        sorted(states), reason)
