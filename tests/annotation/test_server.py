@@ -16,7 +16,7 @@ def test_dataset_takes_credentials_never_shows_the_key_and_connects_only_when_us
     server = dataset.load()  # no request yet: nothing listens on port 9
     assert server.url == "http://127.0.0.1:9"
     with pytest.raises(DatasetError, match="read-only"):
-        dataset.save(None)
+        dataset.save({"tasks": []})
     monkeypatch.setenv("LABEL_STUDIO_URL", "http://127.0.0.1:8")
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", "from-env")
     assert LabelStudioDataset(credentials={"url": None, "api_key": None}).load().url == "http://127.0.0.1:8"

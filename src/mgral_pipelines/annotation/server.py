@@ -110,7 +110,7 @@ class LabelStudioServer:
                    use_blob_urls=True, title=f"MGRAL images {folder}")
 
 
-class LabelStudioDataset(AbstractDataset[None, LabelStudioServer]):
+class LabelStudioDataset(AbstractDataset[Any, LabelStudioServer]):
     """Kedro's door to a Label Studio server: `load()` gives a lazy `LabelStudioServer`.
 
     A custom dataset because the annotation step talks to the server in both directions within
@@ -128,7 +128,7 @@ class LabelStudioDataset(AbstractDataset[None, LabelStudioServer]):
     def load(self) -> LabelStudioServer:
         return LabelStudioServer(self._url, self._api_key)
 
-    def save(self, data: None) -> None:
+    def save(self, data: Any) -> None:
         raise DatasetError("the Label Studio dataset is read-only: it opens the server")
 
     def _describe(self) -> dict[str, Any]:
