@@ -28,9 +28,12 @@ class PrepareOnFirstRun:
     ) -> None:
         from mgral_pipelines.pipelines.prepare import create_pipeline as prepare_pipeline
 
-        prepared = prepare_pipeline().all_outputs() | {"al_states"}
+        prepare = prepare_pipeline()
+        prepared = prepare.all_outputs() | {"al_states"}
         if not pipeline.inputs() & prepared or catalog.exists("al_states"):
             return
+        if pipeline.all_outputs() & prepare.all_outputs():
+            return  # this run prepares (prepare itself reads al_states to keep progress)
 
         logger.info("No AL state found: running the `prepare` pipeline first.")
         SequentialRunner().run(prepare_pipeline(), catalog)
