@@ -1,9 +1,13 @@
 # Two commands on a fresh machine (Python 3.11, pip, no GPU):
 #   make demo   - set up .venv if missing, install, run one al_cycle on the embedded dataset
-#   make test   - set up .venv if missing, install, run the test suite
+#   make test   - set up .venv (and .venv-labelstudio) if missing, install, run the test suite
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Label Studio, the annotation server the tests start, pins packages the project's venv cannot hold
+# (numpy<2.3, Django...), so it has a venv of its own.
+LS_VENV := .venv-labelstudio
+LS_VERSION := 1.23.2
 # Telemetry off for every tool the project drives; ultralytics stays offline.
 export DO_NOT_TRACK := true
 export KEDRO_DISABLE_TELEMETRY := true
@@ -13,7 +17,7 @@ export YOLO_OFFLINE := true
 export YOLO_CONFIG_DIR := $(CURDIR)/.ultralytics
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install demo test repro benchmark mlflow-ui
+.PHONY: install labelstudio demo test repro benchmark mlflow-ui
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,10 +28,22 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
+# Also migrates an empty Label Studio database once (minutes); each test session copies it.
+$(LS_VENV)/.installed-$(LS_VERSION):
+	test -x $(LS_VENV)/bin/python || $(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/python -m pip install --quiet --upgrade "pip>=24"
+	$(LS_VENV)/bin/python -m pip install --quiet "label-studio==$(LS_VERSION)"
+	rm -rf $(LS_VENV)/test-data-template
+	LATEST_VERSION_CHECK=false COLLECT_ANALYTICS=false SENTRY_DSN= FRONTEND_SENTRY_DSN= \
+		$(LS_VENV)/bin/label-studio version --data-dir $(LS_VENV)/test-data-template > /dev/null
+	touch $@
+
+labelstudio: $(LS_VENV)/.installed-$(LS_VERSION)
+
 demo: install
 	$(BIN)/kedro run --pipeline=al_cycle
 
-test: install
+test: install labelstudio
 	$(BIN)/python -m pytest
 
 repro: install

@@ -95,3 +95,7 @@ def _overlaps(a: list[float], b: list[float]) -> bool:
 def detector_dataset(tmp_path_factory: pytest.TempPathFactory) -> DetectorDataset:
     """The synthetic detection set, written once per test session."""
     return make_detector_dataset(tmp_path_factory.mktemp("detector_dataset"))
+
+
+# A real Label Studio server, once per session (see tests/label_studio_server.py).
+from tests.label_studio_server import label_studio  # noqa: E402, F401

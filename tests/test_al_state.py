@@ -52,3 +52,51 @@ def test_choose_state_latest_or_requested():
         al_state.choose_state(states, 5)
     with pytest.raises(ValueError, match="run `kedro run --pipeline=prepare`"):
         al_state.choose_state({}, None)
+
+
+def _awaiting():
+    return al_state.await_labels(_state(), ["c", "b"], "random", "label_studio", "2026-01-01")
+
+
+def test_a_batch_awaiting_people_changes_nothing_until_its_labels_come_back():
+    state = _awaiting()
+    assert state["awaiting"] == {"cycle": 0, "image_ids": ["c", "b"], "strategy": "random",
+                                 "annotator": "label_studio", "sent_at": "2026-01-01"}
+    assert {k: v for k, v in state.items() if k != "awaiting"} == _state()
+    with pytest.raises(ValueError, match="not in the pool: \\['a'\\]"):
+        al_state.await_labels(_state(), ["a"], "random", "files", "now")
+
+
+def test_completing_a_batch_moves_the_finished_images_and_keeps_the_rest_in_the_pool():
+    box = [{"class_id": 0, "bbox": [0, 0, 1, 1]}]
+    following = al_state.complete_batch(_awaiting(), {"b": box})
+    assert following["cycle"] == 1 and "awaiting" not in following
+    assert following["labelled_ids"] == ["a", "b"] and following["pool_ids"] == ["c", "d"]
+    assert following["history"][-1] == {"cycle": 0, "strategy": "random", "query_ids": ["b"],
+                                        "n_labelled": 2, "annotator": "label_studio",
+                                        "returned_to_pool": ["c"]}
+    with pytest.raises(ValueError, match="no image of the awaiting batch of cycle 0 is labelled"):
+        al_state.complete_batch(_awaiting(), {})
+    with pytest.raises(ValueError, match="not in the awaiting batch: \\['d'\\]"):
+        al_state.complete_batch(_awaiting(), {"b": [], "d": []})
+
+
+def _prepared(pool, initial=("a",), evaluation="e1"):
+    return al_state.initial_state({"initial": list(initial), "pool": list(pool)},
+                                  {i: [] for i in initial}, "fp", evaluation)
+
+
+def test_progress_carries_over_a_new_preparation_while_it_is_still_valid():
+    latest = al_state.advance(_prepared(["b", "c", "d"]), ["c"], {"c": [{"class_id": 0}]}, "random")
+    # New unlabelled images arrived: the progress stays, the pool grows.
+    kept, _ = al_state.carry_over(latest, _prepared(["b", "c", "d", "e"]))
+    assert kept["cycle"] == 1 and kept["labels"]["c"] == [{"class_id": 0}]
+    assert kept["pool_ids"] == ["b", "d", "e"]
+    same, _ = al_state.carry_over(latest, _prepared(["b", "c", "d"]))
+    assert same == latest  # the same data: nothing changes
+    assert al_state.carry_over(latest, _prepared(["b", "c", "d"], evaluation="e2")) == (
+        None, "the classes, V or T (or their labels) changed")
+    assert al_state.carry_over(latest, _prepared(["c", "d"], initial=("b",)))[1] == (
+        "the initial labelled set changed")
+    assert "1 labelled or awaiting images are no longer" in al_state.carry_over(
+        latest, _prepared(["b", "d"]))[1]

@@ -67,3 +67,22 @@ def test_corrupt_state_file_is_reported(tmp_path):
     (tmp_path / "cycle_0.json").write_text("{not json")
     with pytest.raises(DatasetError, match="cycle_0.json: AL state file is not valid JSON"):
         ALStateDataset(str(tmp_path)).load()
+
+
+def test_resaving_an_identical_earlier_cycle_keeps_the_later_ones(tmp_path):
+    store = ALStateDataset(str(tmp_path))
+    store.save(_state(0, ["a"]))
+    store.save(_state(1, ["a", "b"]))
+    store.save(_state(0, ["a"]))  # e.g. a new `prepare` of the same data
+    assert sorted(store.load()) == [0, 1]
+    assert not (tmp_path / "archive").exists()
+
+
+def test_recording_an_awaiting_batch_replaces_the_state_in_place(tmp_path):
+    store = ALStateDataset(str(tmp_path))
+    store.save(_state(0, ["a"]))
+    store.save({**_state(0, ["a"]), "awaiting": {"image_ids": ["b"]}})
+    assert store.load()[0]["awaiting"] == {"image_ids": ["b"]}
+    assert not (tmp_path / "archive").exists()
+    store.save(_state(0, ["z"]))  # anything else supersedes it: archived with its batch
+    assert json.loads(next((tmp_path / "archive").rglob("cycle_0.json")).read_text())["awaiting"]

@@ -5,6 +5,7 @@ Extra keys are forbidden, so a typo in YAML or in `--params` fails loudly instea
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -15,12 +16,37 @@ class _Strict(BaseModel):
 
 
 class SplitParams(_Strict):
-    """Sizes (image counts) of the fixed splits, drawn with `seed`."""
+    """Sizes (image counts) of the fixed splits, drawn with `seed` from the labelled images only."""
 
     val: int = Field(100, ge=1, description="validation set V: rewards and model selection")
     test: int = Field(150, ge=1, description="test set T: reported AL curve only")
-    initial: int = Field(100, ge=1, description="initial labelled set L_0")
+    initial: int | None = Field(
+        100, ge=1, description="initial labelled set L_0; null = every labelled image not in V or T "
+        "(only with an unlabelled pool)"
+    )
     seed: int = 0
+
+
+def _names(value: list[str] | str | None) -> list[str] | None:
+    """A list, or one string with `|` between items: `--params` splits its value at commas."""
+    if isinstance(value, str):
+        value = [item.strip() for item in value.split("|")]
+    if value is not None and any(not item for item in value):
+        raise ValueError(f"empty name in {value}")
+    return value
+
+
+class SplitAssignment(_Strict):
+    """Labelled images the user names for V, T and L_0: image files, folders of images, or `.txt`
+    lists of image paths. A split named here ignores its size in `splits`."""
+
+    val: list[str] | str | None = None
+    test: list[str] | str | None = None
+    initial: list[str] | str | None = None
+
+    def paths(self) -> dict[str, list[str]]:
+        return {name: _names(getattr(self, name)) for name in ("val", "test", "initial")
+                if getattr(self, name) is not None}
 
 
 class DatasetParams(_Strict):
@@ -28,7 +54,15 @@ class DatasetParams(_Strict):
 
     source: Literal["embedded", "yolo", "voc", "coco"] = "embedded"
     path: str | None = Field(None, description="data.yaml, VOCdevkit folder or COCO JSON file")
-    classes: list[str] | None = Field(None, description="class names (VOC) or an order check")
+    classes: list[str] | str | None = Field(
+        None, description="class names, a list or 'a|b|c'; VOC: the classes, else an order check"
+    )
+    classes_file: str | None = Field(None, description="text file with one class name per line")
+    images_dir: str | None = Field(None, description="COCO: the image folder, if not found beside")
+    unlabelled: str | None = Field(
+        None, description="folder of images without labels (searched recursively): the pool"
+    )
+    assign: SplitAssignment = SplitAssignment()
     raw_dir: str = Field("data/01_raw/embedded", description="where the embedded dataset is written")
     embedded: dict[str, Any] = Field(default_factory=dict, description="EmbeddedDatasetConfig fields")
     splits: SplitParams = SplitParams()
@@ -37,7 +71,63 @@ class DatasetParams(_Strict):
     def _path_for_user_data(self) -> DatasetParams:
         if self.source != "embedded" and not self.path:
             raise ValueError(f"dataset.source={self.source} needs dataset.path=<PATH>")
+        if self.classes is not None and self.classes_file is not None:
+            raise ValueError("set dataset.classes or dataset.classes_file, not both")
+        if self.splits.initial is None and self.unlabelled is None and self.assign.initial is None:
+            raise ValueError("dataset.splits.initial=null needs an unlabelled pool (dataset.unlabelled)")
+        _names(self.classes)
         return self
+
+    def class_names(self) -> list[str] | None:
+        """The class list given by `classes` or `classes_file` (None: take them from the data)."""
+        if self.classes_file is None:
+            return _names(self.classes)
+        path = Path(self.classes_file)
+        if not path.is_file():
+            raise ValueError(f"{path}: dataset.classes_file does not exist")
+        names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+        names = [name for name in names if name]
+        if not names:
+            raise ValueError(f"{path}: dataset.classes_file lists no class")
+        return names
+
+
+class LabelStudioParams(_Strict):
+    """The Label Studio project that `al.annotator=label_studio` fills (`al.label_studio`).
+
+    The server's URL and API key are credentials (`label_studio` in conf/local/credentials.yml or
+    LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY), never parameters.
+    """
+
+    project: str = Field("MGRAL active learning", description="project title; created if missing")
+    document_root: str = Field(
+        "/", description="the server's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT: tasks show images "
+        "as local files under it (the server needs LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true)"
+    )
+    image_url_prefix: str | None = Field(
+        None, description="instead of local files: images are served at this URL prefix + their "
+        "path relative to image_root (e.g. a web server or bucket)"
+    )
+    image_root: str | None = Field(None, description="the folder image_url_prefix serves")
+
+    @model_validator(mode="after")
+    def _url_needs_root(self) -> LabelStudioParams:
+        if (self.image_url_prefix is None) != (self.image_root is None):
+            raise ValueError("al.label_studio.image_url_prefix and image_root go together")
+        return self
+
+
+class ReturnedFilesParams(_Strict):
+    """Where `al.annotator=files` finds the finished labels of the awaiting batch (`al.files`)."""
+
+    labels: str | None = Field(
+        None, description="Label Studio JSON export, CVAT for images 1.1 XML, COCO JSON or a YOLO "
+        "folder; null while people are still labelling"
+    )
+    format: Literal["auto", "label_studio", "cvat", "coco", "yolo"] = Field(
+        "auto", description="auto: a folder is YOLO, .xml is CVAT, a JSON list is Label Studio, "
+        "a JSON object is COCO"
+    )
 
 
 class ALParams(_Strict):
@@ -51,6 +141,18 @@ class ALParams(_Strict):
     pool_detection_conf: float = Field(
         0.05, gt=0, lt=1, description="confidence threshold of the pool predictions strategies see"
     )
+    annotator: Literal["oracle", "label_studio", "files"] = Field(
+        "oracle", description="who labels the query: the oracle (simulation; the pool needs labels), "
+        "people in Label Studio, or people with any tool through an annotation package"
+    )
+    accept_partial: bool = Field(
+        False, description="advance with the finished images of the batch; the rest return to the pool"
+    )
+    prelabel_conf: float = Field(
+        0.25, gt=0, lt=1, description="detections at least this confident become pre-annotations"
+    )
+    label_studio: LabelStudioParams = LabelStudioParams()
+    files: ReturnedFilesParams = ReturnedFilesParams()
 
 
 class EmbeddingParams(_Strict):

@@ -89,7 +89,9 @@ class ALStateDataset(AbstractDataset[dict[str, Any], dict[int, dict[str, Any]]])
     node can continue from the latest cycle or from a chosen one. `save(state)` writes
     `cycle_<state["cycle"]>.json` atomically. Saving cycle `t` supersedes any cycle after `t`
     and a different cycle `t` (a re-run of an earlier cycle, or a new `prepare`): those files go to
-    `<path>/archive/<UTC time>/`, never deleted, so no label a user paid for is lost.
+    `<path>/archive/<UTC time>/`, never deleted, so no label a user paid for is lost. Saving a
+    state identical to the saved one changes nothing, and adding an `awaiting` batch to a saved
+    state replaces it in place (the batch is new information, nothing is superseded).
     """
 
     def __init__(self, path: str, metadata: dict[str, Any] | None = None) -> None:
@@ -117,11 +119,14 @@ class ALStateDataset(AbstractDataset[dict[str, Any], dict[int, dict[str, Any]]])
 
     def save(self, data: dict[str, Any]) -> None:
         cycle = int(data["cycle"])
-        superseded = [
-            path
-            for t, path in self._cycle_files().items()
-            if t > cycle or (t == cycle and json.loads(path.read_text()) != data)
-        ]
+        files = self._cycle_files()
+        current = json.loads(files[cycle].read_text()) if cycle in files else None
+        if current == data:
+            return  # nothing changes, so the cycles after it stay valid
+        superseded = [path for t, path in files.items() if t > cycle]
+        # Recording a batch as awaiting labels adds to a state and supersedes nothing of it.
+        if current is not None and current != {k: v for k, v in data.items() if k != "awaiting"}:
+            superseded.append(files[cycle])
         if superseded:
             archive = self._path / "archive" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
             archive.mkdir(parents=True)

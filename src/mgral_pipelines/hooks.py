@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -27,12 +28,47 @@ class PrepareOnFirstRun:
     ) -> None:
         from mgral_pipelines.pipelines.prepare import create_pipeline as prepare_pipeline
 
-        prepared = prepare_pipeline().all_outputs() | {"al_states"}
+        prepare = prepare_pipeline()
+        prepared = prepare.all_outputs() | {"al_states"}
         if not pipeline.inputs() & prepared or catalog.exists("al_states"):
             return
+        if pipeline.all_outputs() & prepare.all_outputs():
+            return  # this run prepares (prepare itself reads al_states to keep progress)
 
         logger.info("No AL state found: running the `prepare` pipeline first.")
         SequentialRunner().run(prepare_pipeline(), catalog)
+
+
+class TrackImportedLabels:
+    """Puts the labels people returned under DVC (`dvc add data/01_raw/annotations`) as soon as
+    they are saved, when the project is a DVC repository: they are raw data nobody can recompute,
+    and each later cycle can be reproduced from them. Commit the `.dvc` file it writes."""
+
+    def __init__(self) -> None:
+        self._folder: str | None = None
+
+    @hook_impl
+    def after_catalog_created(self, catalog: CatalogProtocol) -> None:
+        if "received_annotations" in catalog:
+            self._folder = catalog["received_annotations"]._describe()["path"]
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, data: Any) -> None:
+        if dataset_name != "received_annotations" or not data or self._folder is None:
+            return
+        if not (Path.cwd() / ".dvc").is_dir():
+            logger.info("Imported labels saved in %s (not a DVC repository: not tracked)", self._folder)
+            return
+        from dvc.exceptions import DvcException
+        from dvc.repo import Repo  # slow to import; only needed here
+
+        try:
+            with Repo(".") as repo:
+                repo.add(self._folder)
+        except DvcException as error:  # the labels are safe on disk; tracking them can wait
+            logger.warning("Could not `dvc add %s` (%s): run it yourself", self._folder, error)
+            return
+        logger.info("Imported labels tracked by DVC: %s.dvc (commit it)", self._folder)
 
 
 _RUN_KINDS = {

@@ -8,6 +8,7 @@ from PIL import Image
 
 from mgral_pipelines.data.embedded import EmbeddedDatasetConfig, generate_embedded_dataset
 from mgral_pipelines.data.importers import (
+    VOC_CLASSES,
     import_dataset,
     load_coco_dataset,
     load_voc_dataset,
@@ -112,7 +113,7 @@ def _voc(tmp_path, xml: str) -> Path:
 
 
 def test_voc_reads_one_based_inclusive_boxes(tmp_path):
-    manifest = import_dataset("voc", _voc(tmp_path, _voc_xml()))
+    manifest = import_dataset("voc", _voc(tmp_path, _voc_xml()), classes=VOC_CLASSES)
     assert manifest["classes"][11] == "dog"
     assert manifest["annotations"]["img1"] == [{"class_id": 11, "bbox": [10.0, 5.0, 30.0, 40.0]}]
 
@@ -122,10 +123,25 @@ def test_voc_with_own_classes(tmp_path):
     assert manifest["annotations"]["img1"][0]["class_id"] == 0
 
 
+def test_voc_without_a_class_list_takes_the_names_found_sorted_and_logs_them(tmp_path, caplog):
+    root = _voc(tmp_path, _voc_xml(name="zebra"))
+    _image(tmp_path / "JPEGImages" / "img2.jpg")
+    (tmp_path / "Annotations" / "img2.xml").write_text(_voc_xml("img2.jpg", name="ant"))
+    with caplog.at_level("INFO"):
+        manifest = load_voc_dataset(root)
+    assert manifest["classes"] == ["ant", "zebra"]  # the same files always give the same ids
+    assert manifest["annotations"]["img1"][0]["class_id"] == 1
+    assert "['ant', 'zebra']" in caplog.text
+
+
+def test_voc_class_outside_the_given_list_is_refused(tmp_path):
+    with pytest.raises(InvalidDatasetError, match=r"img1.xml: unknown class 'unicorn'"):
+        load_voc_dataset(_voc(tmp_path, _voc_xml(name="unicorn")), classes=VOC_CLASSES)
+
+
 @pytest.mark.parametrize(
     ("xml", "message"),
-    [(_voc_xml(name="unicorn"), r"img1.xml: unknown class 'unicorn'"),
-     (_voc_xml(box=(10, 10, 90, 20)), r"img1.xml: box .* outside the 64x48 image"),
+    [(_voc_xml(box=(10, 10, 90, 20)), r"img1.xml: box .* outside the 64x48 image"),
      (_voc_xml(box=(10, 10, 9, 20)), r"img1.xml: degenerate box"),
      (_voc_xml(filename="nothere.jpg"), r"nothere.jpg: image file is missing"),
      ("<annotation><object>", r"img1.xml: unparsable XML")],
@@ -138,7 +154,7 @@ def test_voc_bad_inputs(tmp_path, xml, message):
 def test_voc_empty_and_missing_folder(tmp_path):
     (tmp_path / "Annotations").mkdir()
     (tmp_path / "JPEGImages").mkdir()
-    with pytest.raises(InvalidDatasetError, match="dataset is empty"):
+    with pytest.raises(InvalidDatasetError, match="Annotations: dataset is empty"):
         load_voc_dataset(tmp_path)
     with pytest.raises(InvalidDatasetError, match="Annotations: missing VOC folder"):
         load_voc_dataset(tmp_path / "nowhere")
@@ -185,6 +201,26 @@ def test_coco_orders_classes_by_category_id_and_converts_xywh(tmp_path):
 def test_coco_bad_inputs(tmp_path, changes, message):
     with pytest.raises(InvalidDatasetError, match=message):
         load_coco_dataset(_coco(tmp_path, **changes))
+
+
+def test_coco_finds_images_in_the_standard_layout_or_the_named_folder(tmp_path):
+    # COCO's own layout: annotations/instances_train2017.json, images in train2017/.
+    _image(tmp_path / "train2017" / "a.png")
+    annotations = tmp_path / "annotations"
+    annotations.mkdir()
+    coco = {"images": [{"id": 1, "file_name": "a.png"}], "categories": [{"id": 1, "name": "cat"}],
+            "annotations": []}
+    (annotations / "instances_train2017.json").write_text(json.dumps(coco))
+    manifest = import_dataset("coco", annotations / "instances_train2017.json")
+    assert manifest["images"][0]["file"] == str(tmp_path / "train2017" / "a.png")
+    # Anywhere else, dataset.images_dir names the folder; without it the error says where it looked.
+    _image(tmp_path / "elsewhere" / "b.png")
+    coco["images"] = [{"id": 2, "file_name": "b.png"}]
+    (annotations / "other.json").write_text(json.dumps(coco))
+    with pytest.raises(InvalidDatasetError, match=r"b.png: image file is missing .*dataset.images_dir"):
+        import_dataset("coco", annotations / "other.json")
+    manifest = import_dataset("coco", annotations / "other.json", images_dir=tmp_path / "elsewhere")
+    assert manifest["images"][0]["file"] == str(tmp_path / "elsewhere" / "b.png")
 
 
 def test_coco_unparsable_json(tmp_path):

@@ -54,6 +54,11 @@ def test_al_cycle_on_a_fresh_project_prepares_then_advances(project):
     assert len(states[2]["labelled_ids"]) == len(states[1]["labelled_ids"]) + 5
     assert states[2]["history"][-1]["cycle"] == 1
 
+    # A new `prepare` of the same data keeps the progress.
+    run_pipeline(project, "prepare")
+    assert _states(project) == states
+    assert not (project / "data/05_model_input/al_state/archive").exists()
+
 
 def test_prepare_with_another_source_archives_old_state_and_al_cycle_uses_it(project):
     run_pipeline(project, "al_cycle", {"al": {"strategy": "random"}})
@@ -77,3 +82,12 @@ def test_budget_larger_than_the_pool_is_refused_with_both_numbers(project):
     with pytest.raises(Exception, match="budget 1000 exceeds the pool size 30"):
         run_pipeline(project, "al_cycle", {"al": {"strategy": "random", "budget": 1000}})
     assert sorted(_states(project)) == [0]  # nothing advanced
+    assert not (project / "data/06_models/detector").exists()  # refused before any training
+
+
+def test_prepare_writes_nothing_until_every_check_has_passed(project):
+    with pytest.raises(Exception, match="splits need 70 images"):
+        run_pipeline(project, "prepare", {"dataset": {"splits": {"val": 30, "test": 30}}})
+    written = [p for p in (project / "data").rglob("*")
+               if p.is_file() and "01_raw" not in p.parts]  # only the generated raw images
+    assert written == []

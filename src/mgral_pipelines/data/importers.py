@@ -8,6 +8,7 @@ dataset never leaves anything half-written.
 from __future__ import annotations
 
 import json
+import logging
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,8 @@ from mgral_pipelines.data.manifest import (
     validate_manifest,
 )
 
+logger = logging.getLogger(__name__)
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 VOC_CLASSES = [
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -31,8 +34,11 @@ VOC_CLASSES = [
 ]
 
 
-def import_dataset(source: str, path: str | Path, classes: list[str] | None = None) -> Manifest:
-    """Dispatch on `source` (yolo | voc | coco)."""
+def import_dataset(
+    source: str, path: str | Path, classes: list[str] | None = None,
+    images_dir: str | Path | None = None,
+) -> Manifest:
+    """Dispatch on `source` (yolo | voc | coco); `images_dir` is COCO's image folder."""
     loaders: dict[str, Callable[..., Manifest]] = {
         "yolo": load_yolo_dataset, "voc": load_voc_dataset, "coco": load_coco_dataset,
     }
@@ -43,6 +49,8 @@ def import_dataset(source: str, path: str | Path, classes: list[str] | None = No
     path = Path(path)
     if not path.exists():
         raise InvalidDatasetError(f"{path}: dataset path does not exist")
+    if source == "coco":
+        return load_coco_dataset(path, classes, images_dir)
     return loaders[source](path, classes)
 
 
@@ -63,7 +71,8 @@ def _manifest(source: str, root: Path, classes: list[str], images: list[dict[str
     return validate_manifest(manifest, check_files=False)
 
 
-def _image_record(image_id: str, path: Path) -> dict[str, Any]:
+def image_record(image_id: str, path: Path) -> dict[str, Any]:
+    """The manifest record of a readable image; InvalidDatasetError if missing or corrupt."""
     width, height = check_image_file(path)
     return {"image_id": image_id, "file": str(path), "width": width, "height": height}
 
@@ -100,7 +109,7 @@ def load_yolo_dataset(data_yaml: Path, classes: list[str] | None = None) -> Mani
         else Path(config["path"])
     images, annotations = [], {}
     for image_path in _yolo_image_paths(data_yaml, root, config):
-        record = _image_record(image_path.stem, image_path)
+        record = image_record(image_path.stem, image_path)
         images.append(record)
         annotations[record["image_id"]] = _yolo_labels(image_path, record, len(names))
     return _manifest("yolo", data_yaml, names, images, annotations)
@@ -166,28 +175,50 @@ def _yolo_labels(image_path: Path, record: dict[str, Any], num_classes: int) -> 
 # --- Pascal VOC ------------------------------------------------------------------------------------
 
 def load_voc_dataset(voc_root: Path, classes: list[str] | None = None) -> Manifest:
-    """A VOCdevkit-style folder: `Annotations/*.xml` describing images in `JPEGImages/`."""
+    """A VOCdevkit-style folder: `Annotations/*.xml` describing images in `JPEGImages/`.
+
+    Classes: `classes` when given (any other name is refused as an unknown class), else the names
+    found in the annotation files, sorted, so the same files always give the same class ids (for
+    VOC07/12 these are the 20 VOC classes in their usual order).
+    """
     voc_root = Path(voc_root)
-    names = list(classes) if classes else VOC_CLASSES
     annotation_dir, image_dir = voc_root / "Annotations", voc_root / "JPEGImages"
     for folder in (annotation_dir, image_dir):
         if not folder.is_dir():
             raise InvalidDatasetError(f"{folder}: missing VOC folder")
+    parsed = [_voc_record(xml_path, image_dir) for xml_path in sorted(annotation_dir.glob("*.xml"))]
+    if not parsed:
+        raise InvalidDatasetError(f"{annotation_dir}: dataset is empty (no annotation files found)")
+    if classes:
+        names = list(classes)
+    else:
+        names = sorted({obj["name"] for _, objects in parsed for obj in objects})
+        logger.info("Classes found in %s (sorted; set dataset.classes or dataset.classes_file for "
+                    "another list): %s", annotation_dir, names)
     images, annotations = [], {}
-    for xml_path in sorted(annotation_dir.glob("*.xml")):
-        record, boxes = _voc_record(xml_path, image_dir, names)
+    for record, objects in parsed:
+        boxes = []
+        for obj in objects:
+            if obj["name"] not in names:
+                raise InvalidDatasetError(
+                    f"{obj['xml']}: unknown class '{obj['name']}' (dataset.classes: {names})"
+                )
+            box = {"class_id": names.index(obj["name"]), "bbox": obj["bbox"]}
+            if obj["difficult"]:
+                box["difficult"] = True
+            boxes.append(box)
         images.append(record)
         annotations[record["image_id"]] = boxes
     return _manifest("voc", voc_root, names, images, annotations)
 
 
-def _voc_record(xml_path: Path, image_dir: Path, names: list[str]) -> tuple[dict, list[dict]]:
+def _voc_record(xml_path: Path, image_dir: Path) -> tuple[dict, list[dict]]:
     try:
         root = ElementTree.parse(xml_path).getroot()
     except ElementTree.ParseError as error:
         raise InvalidDatasetError(f"{xml_path}: unparsable XML ({error})") from error
     filename = root.findtext("filename") or f"{xml_path.stem}.jpg"
-    record = _image_record(Path(filename).stem, image_dir / filename)
+    record = image_record(Path(filename).stem, image_dir / filename)
     size = root.find("size")
     if size is not None and size.findtext("width") and size.findtext("height"):
         try:
@@ -200,11 +231,11 @@ def _voc_record(xml_path: Path, image_dir: Path, names: list[str]) -> tuple[dict
                 f"{xml_path}: size {declared} does not match the image's "
                 f"{(record['width'], record['height'])}"
             )
-    boxes = []
+    objects = []
     for obj in root.iter("object"):
         name = (obj.findtext("name") or "").strip()
-        if name not in names:
-            raise InvalidDatasetError(f"{xml_path}: unknown class '{name}'")
+        if not name:
+            raise InvalidDatasetError(f"{xml_path}: object without a <name>")
         bndbox = obj.find("bndbox")
         try:
             # VOC pixel indices are 1-based and inclusive.
@@ -213,17 +244,19 @@ def _voc_record(xml_path: Path, image_dir: Path, names: list[str]) -> tuple[dict
             raise InvalidDatasetError(f"{xml_path}: object '{name}' has no valid bndbox") from error
         bbox = [bbox[0] - 1, bbox[1] - 1, bbox[2], bbox[3]]
         check_box(bbox, record["width"], record["height"], str(xml_path))
-        box = {"class_id": names.index(name), "bbox": bbox}
-        if obj.findtext("difficult", "0").strip() == "1":
-            box["difficult"] = True
-        boxes.append(box)
-    return record, boxes
+        objects.append({"name": name, "bbox": bbox, "xml": xml_path,
+                        "difficult": obj.findtext("difficult", "0").strip() == "1"})
+    return record, objects
 
 
 # --- COCO ------------------------------------------------------------------------------------------
 
-def load_coco_dataset(json_path: Path, classes: list[str] | None = None) -> Manifest:
-    """A COCO detection JSON; images next to it or in an `images/` folder beside it."""
+def load_coco_dataset(
+    json_path: Path, classes: list[str] | None = None, images_dir: str | Path | None = None
+) -> Manifest:
+    """A COCO detection JSON. Images are looked for in `images_dir` when given, else next to the
+    JSON, in `images/` beside it, or in COCO's own layout (`annotations/instances_train2017.json`
+    with images in `train2017/` or `images/train2017/`)."""
     json_path = Path(json_path)
     try:
         coco = json.loads(json_path.read_text())
@@ -243,13 +276,11 @@ def load_coco_dataset(json_path: Path, classes: list[str] | None = None) -> Mani
     _check_class_order(json_path, names, classes)
     class_of = {c["id"]: index for index, c in enumerate(categories)}
     images, by_coco_id = [], {}
+    folder = _coco_image_folder(json_path, coco["images"], images_dir)
     for entry in coco["images"]:
         if entry["id"] in by_coco_id:
             raise InvalidDatasetError(f"{json_path}: duplicate image id '{entry['id']}'")
-        path = json_path.parent / entry["file_name"]
-        if not path.exists() and (json_path.parent / "images" / entry["file_name"]).exists():
-            path = json_path.parent / "images" / entry["file_name"]
-        record = _image_record(str(entry["id"]), path)
+        record = image_record(str(entry["id"]), folder / entry["file_name"])
         by_coco_id[entry["id"]] = record
         images.append(record)
     annotations: dict[str, list[dict[str, Any]]] = {record["image_id"]: [] for record in images}
@@ -273,6 +304,29 @@ def load_coco_dataset(json_path: Path, classes: list[str] | None = None) -> Mani
         check_box(bbox, record["width"], record["height"], f"{json_path} (annotation {ann.get('id')})")
         annotations[record["image_id"]].append({"class_id": class_of[ann["category_id"]], "bbox": bbox})
     return _manifest("coco", json_path, names, images, annotations)
+
+
+def _coco_image_folder(
+    json_path: Path, entries: list[dict[str, Any]], images_dir: str | Path | None
+) -> Path:
+    """The folder holding the images: the one that contains the first listed image."""
+    if images_dir is not None:
+        if not Path(images_dir).is_dir():
+            raise InvalidDatasetError(f"{images_dir}: dataset.images_dir is not a folder")
+        return Path(images_dir)
+    split = json_path.stem.removeprefix("instances_")
+    here, parent = json_path.parent, json_path.parent.parent
+    candidates = [here, here / "images", parent / split, parent / "images" / split, parent / "images"]
+    if not entries:
+        return here
+    first = entries[0]["file_name"]
+    for folder in candidates:
+        if (folder / first).is_file():
+            return folder
+    raise InvalidDatasetError(
+        f"{here / first}: image file is missing (looked for {first} in "
+        f"{', '.join(str(c) for c in candidates)}; set dataset.images_dir to the image folder)"
+    )
 
 
 def _require_keys(json_path: Path, kind: str, entries: list[Any], keys: tuple[str, ...]) -> None:

@@ -13,11 +13,14 @@ A manifest is a plain JSON-serialisable dict, so Kedro's JSONDataset stores it a
       "annotations": {                        # image_id -> boxes in absolute pixels (x1, y1, x2, y2)
         "000017": [{"class_id": 3, "bbox": [12.0, 40.5, 38.0, 77.0]}],
       },
+      "unlabelled_ids": ["day2__img_0001"],    # optional: images nobody has labelled yet
     }
 
-`annotations` is the *oracle*: in simulation it holds the pool's labels too, so only `prepare` and
-the annotation step may read it. Everything a strategy sees goes through `image_index()` (no labels)
-and the labels the learner has been given (`known_labels` in the catalog).
+Every labelled image has an `annotations` entry (an empty list: no objects); an image in
+`unlabelled_ids` has none. `annotations` is the *oracle*: in simulation it holds the pool's labels
+too, so only `prepare` and the annotation step may read it. Everything a strategy sees goes through
+`image_index()` (no labels) and the labels the learner has been given (`known_labels` in the
+catalog).
 """
 
 from __future__ import annotations
@@ -46,8 +49,16 @@ def records_by_id(manifest: Manifest) -> dict[str, dict[str, Any]]:
 
 
 def select_annotations(annotations: dict[str, Boxes], image_ids: Iterable[str]) -> dict[str, Boxes]:
-    """Annotations of `image_ids`; an id without annotations is an image with no objects."""
-    return {image_id: list(annotations.get(image_id, [])) for image_id in image_ids}
+    """Annotations of `image_ids`. Every labelled image has an entry (empty: no objects); an id
+    without one was never labelled, and inventing "no objects" for it would be a wrong label."""
+    image_ids = list(image_ids)
+    unlabelled = [image_id for image_id in image_ids if image_id not in annotations]
+    if unlabelled:
+        raise InvalidDatasetError(
+            f"{len(unlabelled)} image(s) have no labels in the dataset (e.g. {unlabelled[:3]}): "
+            "they are unlabelled, so only people can label them (al.annotator=label_studio or files)"
+        )
+    return {image_id: list(annotations[image_id]) for image_id in image_ids}
 
 
 def check_image_file(path: Path) -> tuple[int, int]:
@@ -119,4 +130,9 @@ def validate_manifest(manifest: Manifest, check_files: bool = True) -> Manifest:
                     f"(dataset has {len(classes)} classes)"
                 )
             check_box(box["bbox"], record["width"], record["height"], record["file"])
+    for image_id in manifest.get("unlabelled_ids", []):
+        if image_id not in seen:
+            raise InvalidDatasetError(f"{manifest.get('root')}: unlabelled id '{image_id}' has no image")
+        if image_id in manifest.get("annotations", {}):
+            raise InvalidDatasetError(f"{seen[image_id]['file']}: listed as unlabelled but has labels")
     return manifest

@@ -1,36 +1,126 @@
-"""Annotation and state update: the end of one active-learning cycle."""
+"""The ends of one active-learning cycle: labels received at the start, the query annotated and the
+state updated at the end. With `al.annotator=oracle` the oracle labels the query at once; with
+people (`label_studio`, `files`) the state records the batch as awaiting and the next run takes
+their labels back (see `annotation.exchange`).
+"""
 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from mgral_pipelines import al_state
+from mgral_pipelines.annotation import BatchImages, receive, send_to_label_studio
+from mgral_pipelines.annotation.exchange import batch_prelabels, image_url
+from mgral_pipelines.annotation.label_studio import label_config
+from mgral_pipelines.annotation.package import build_package
+from mgral_pipelines.annotation.server import LabelStudioServer
 from mgral_pipelines.config import ALParams
 from mgral_pipelines.data.manifest import select_annotations
-from mgral_pipelines.pipelines.common import for_cycle
+from mgral_pipelines.pipelines.common import cycle_key, for_cycle
 
 logger = logging.getLogger(__name__)
 
 
-def annotate_from_oracle(
-    queries: dict[str, Any], state: dict[str, Any], oracle: dict[str, Any]
-) -> dict[str, Any]:
+def receive_labels(
+    states: dict[int, dict[str, Any]], image_index: dict[str, Any], label_studio: LabelStudioServer,
+    pool_detections: dict[str, Any], packages: dict[str, str], al: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The state this cycle starts from: the chosen one, or (when its batch awaits labels) the
+    next one built from people's labels. Returns the imported labels as COCO, the state to save
+    (saved in this order, so a state never exists without its labels file), and the state again
+    for the next node."""
+    params = ALParams(**al)
+    state = al_state.choose_state(states, params.from_cycle)
+    if "awaiting" not in state:
+        return {}, state, state
+    key = cycle_key(state)
+    detections = pool_detections[key]() if key in pool_detections else {}
+    following, coco = receive(state, image_index, params, label_studio, detections, packages.get(key))
+    return {key: coco}, following, following
+
+
+def current_state(state: dict[str, Any], image_index: dict[str, Any], label_studio: LabelStudioServer,
+                  al: dict[str, Any]) -> dict[str, Any]:
+    """The state of this cycle, once it is sure the cycle can end: checked before any training."""
+    params = ALParams(**al)
+    pool = state["pool_ids"]
+    if params.budget > len(pool):
+        raise ValueError(f"budget {params.budget} exceeds the pool size {len(pool)} "
+                         f"(cycle {state['cycle']}); lower al.budget")
+    unlabelled = set(image_index.get("unlabelled_ids", [])) & set(pool)
+    if params.annotator == "oracle" and unlabelled:
+        raise ValueError(
+            f"{len(unlabelled)} pool images have no labels, so the oracle cannot label a query: "
+            "set al.annotator=label_studio or al.annotator=files"
+        )
+    if params.annotator != "oracle":  # every pool image must be showable to people
+        url = image_url(params.label_studio)
+        records = {record["image_id"]: record for record in image_index["images"]}
+        for image_id in pool:
+            url(records[image_id])
+    if params.annotator == "label_studio":  # a wrong URL or key fails now, not after training
+        label_studio.project(params.label_studio.project, image_index["classes"])
+    return state
+
+
+def annotate_from_oracle(queries: dict[str, Any], state: dict[str, Any],
+                         oracle: dict[str, Any]) -> dict[str, Any]:
     """Simulated annotation: the oracle reveals the labels of the queried images only."""
     query = for_cycle(queries, state, "query")
     return select_annotations(oracle, query["image_id"].astype(str).tolist())
 
 
+def annotate(
+    queries: dict[str, Any], state: dict[str, Any], oracle: dict[str, Any],
+    image_index: dict[str, Any], pool_detections: dict[str, Any], al: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The oracle's labels of the query, or (for `files`) the annotation package people label."""
+    params = ALParams(**al)
+    if params.annotator == "oracle":
+        return annotate_from_oracle(queries, state, oracle), {}
+    if params.annotator == "label_studio":
+        return {}, {}
+    query_ids = for_cycle(queries, state, "query")["image_id"].astype(str).tolist()
+    batch = BatchImages.of(state["cycle"], query_ids,
+                           {r["image_id"]: r for r in image_index["images"]}, image_index["classes"])
+    detections = for_cycle(pool_detections, state, "query")
+    package = build_package(batch, batch_prelabels(batch, detections, params),
+                            image_url(params.label_studio), label_config(batch.classes))
+    logger.info("Cycle %d: annotation package of %d images written", state["cycle"], len(query_ids))
+    return {}, package
+
+
 def update_state(
     state: dict[str, Any], queries: dict[str, Any], new_labels: dict[str, Any], al: dict[str, Any]
 ) -> dict[str, Any]:
-    """L_{t+1} = L_t ∪ Q, U_{t+1} = U_t \\ Q: the state of the next cycle."""
-    query = for_cycle(queries, state, "query")
-    next_state = al_state.advance(
-        state, query["image_id"].astype(str).tolist(), new_labels, ALParams(**al).strategy
-    )
+    """Oracle: L_{t+1} = L_t ∪ Q, U_{t+1} = U_t \\ Q, the state of the next cycle. People: state t
+    with Q recorded as awaiting labels."""
+    params = ALParams(**al)
+    query_ids = for_cycle(queries, state, "query")["image_id"].astype(str).tolist()
+    if params.annotator != "oracle":
+        sent_at = datetime.now(UTC).isoformat(timespec="seconds")
+        logger.info("Cycle %d: %d images await labels from %s", state["cycle"], len(query_ids),
+                    params.annotator)
+        return al_state.await_labels(state, query_ids, params.strategy, params.annotator, sent_at)
+    next_state = al_state.advance(state, query_ids, new_labels, params.strategy)
     logger.info(
         "Cycle %d -> %d: %d labelled, %d left in the pool", state["cycle"], next_state["cycle"],
         len(next_state["labelled_ids"]), len(next_state["pool_ids"]),
     )
     return next_state
+
+
+def send_batch(
+    saved_states: dict[int, dict[str, Any]], state: dict[str, Any], image_index: dict[str, Any],
+    pool_detections: dict[str, Any], label_studio: LabelStudioServer, al: dict[str, Any],
+) -> None:
+    """Label Studio: tasks for the batch the saved state records as awaiting (after it is saved,
+    so a crash in between is repaired by the next run, never lost)."""
+    params = ALParams(**al)
+    saved = saved_states.get(state["cycle"], {})
+    if params.annotator != "label_studio" or "awaiting" not in saved:
+        return
+    batch = BatchImages.from_state(saved, image_index)
+    send_to_label_studio(label_studio, batch, for_cycle(pool_detections, state, "query"), params)

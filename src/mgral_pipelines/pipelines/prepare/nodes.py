@@ -1,4 +1,9 @@
-"""Import a dataset, split it by seed, and write the initial AL state (cycle 0)."""
+"""Import a dataset, split it by seed, and write the initial AL state (cycle 0).
+
+Nothing is written until every check has passed: the import and the split are one node, so the
+manifest, the oracle and the index are saved only for a dataset that splits. A new `prepare` of the
+same data keeps the AL progress that is still valid (see `al_state.carry_over`).
+"""
 
 from __future__ import annotations
 
@@ -11,12 +16,15 @@ from mgral_pipelines.config import DatasetParams
 from mgral_pipelines.data.embedded import EmbeddedDatasetConfig, generate_embedded_dataset
 from mgral_pipelines.data.importers import import_dataset, load_yolo_dataset
 from mgral_pipelines.data.manifest import Manifest, image_index, select_annotations
+from mgral_pipelines.data.splits import assign_splits
+from mgral_pipelines.data.unlabelled import add_unlabelled_folder
 
 logger = logging.getLogger(__name__)
 
 
 def import_source(dataset: dict[str, Any]) -> Manifest:
-    """The canonical manifest of the configured source; the embedded one is generated first."""
+    """The canonical manifest of the configured source (the embedded one is generated first),
+    plus the images of `dataset.unlabelled` when given."""
     params = DatasetParams(**dataset)
     if params.source == "embedded":
         data_yaml = generate_embedded_dataset(
@@ -25,21 +33,29 @@ def import_source(dataset: dict[str, Any]) -> Manifest:
         manifest = load_yolo_dataset(data_yaml)
         manifest["source"] = "embedded"
     else:
-        manifest = import_dataset(params.source, params.path, params.classes)
+        manifest = import_dataset(params.source, params.path, params.class_names(),
+                                  params.images_dir)
     logger.info(
-        "Imported %d images, %d classes from %s (%s)",
-        len(manifest["images"]), len(manifest["classes"]), manifest["root"], manifest["source"],
+        "Imported %d labelled images, %d classes from %s (%s): %s", len(manifest["images"]),
+        len(manifest["classes"]), manifest["root"], manifest["source"], manifest["classes"],
     )
+    if params.unlabelled:
+        manifest = add_unlabelled_folder(manifest, params.unlabelled)
     return manifest
 
 
 def split_dataset(manifest: Manifest, dataset: dict[str, Any]) -> dict[str, Any]:
     """Validation, test, initial labelled set and pool, fixed by `dataset.splits.seed`."""
-    splits = DatasetParams(**dataset).splits
-    ids = [record["image_id"] for record in manifest["images"]]
-    result = al_state.split_ids(ids, splits.val, splits.test, splits.initial, splits.seed)
+    params = DatasetParams(**dataset)
+    result = assign_splits(manifest, params)
     logger.info("Splits: %s", {name: len(part) for name, part in result.items()})
-    return {**result, "seed": splits.seed}
+    return {**result, "seed": params.splits.seed}
+
+
+def import_and_split(dataset: dict[str, Any]) -> tuple[Manifest, dict[str, Any]]:
+    """Both checks first, then both outputs: a dataset that cannot be split writes nothing."""
+    manifest = import_source(dataset)
+    return manifest, split_dataset(manifest, dataset)
 
 
 def separate_oracle(manifest: Manifest) -> tuple[Manifest, dict[str, Any]]:
@@ -58,4 +74,27 @@ def evaluation_labels(oracle: dict[str, Any], splits: dict[str, Any]) -> dict[st
 def initial_state(index: Manifest, splits: dict[str, Any], oracle: dict[str, Any]) -> dict[str, Any]:
     """Cycle 0: L_0 labelled (its labels revealed by the oracle), the rest of the pool unlabelled."""
     labels = select_annotations(oracle, splits["initial"])
-    return al_state.initial_state(splits, labels, al_state.fingerprint(index, splits))
+    evaluation = al_state.evaluation_fingerprint(index["classes"], evaluation_labels(oracle, splits))
+    return al_state.initial_state(
+        splits, labels, al_state.fingerprint(index, splits), evaluation
+    )
+
+
+def keep_progress(fresh: dict[str, Any], states: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """The state to save: the latest one continued on the new data while its progress is valid,
+    else cycle 0 (earlier cycles are then archived by the state store, never deleted)."""
+    if not states:
+        return fresh
+    latest = states[max(states)]
+    # Without cycle 0 (e.g. `dvc repro` removed it, as it does with a stage's outputs) the run
+    # reproduces from the start.
+    kept, reason = al_state.carry_over(latest, fresh) if 0 in states else (None, "no cycle 0 state")
+    if kept is None:
+        logger.warning("Starting again at cycle 0 (cycles %s go to the archive): %s",
+                       sorted(states), reason)
+        return fresh
+    added = len(set(kept["pool_ids"]) - set(latest["pool_ids"]))
+    removed = len(set(latest["pool_ids"]) - set(kept["pool_ids"]))
+    logger.info("Kept the AL progress of cycle %d (%d labelled images); pool: %d added, %d removed",
+                kept["cycle"], len(kept["labelled_ids"]), added, removed)
+    return kept

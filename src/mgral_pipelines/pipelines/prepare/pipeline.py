@@ -2,19 +2,21 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import evaluation_labels, import_source, initial_state, separate_oracle, split_dataset
+from .nodes import evaluation_labels, import_and_split, initial_state, keep_progress, separate_oracle
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
-            Node(import_source, "params:dataset", "dataset_manifest", name="import_source"),
-            Node(split_dataset, ["dataset_manifest", "params:dataset"], "splits", name="split_dataset"),
+            Node(import_and_split, "params:dataset", ["dataset_manifest", "splits"],
+                 name="import_and_split"),
             Node(separate_oracle, "dataset_manifest", ["image_index", "oracle_annotations"],
                  name="separate_oracle"),
             Node(evaluation_labels, ["oracle_annotations", "splits"], "eval_labels",
                  name="evaluation_labels"),
-            Node(initial_state, ["image_index", "splits", "oracle_annotations"], "next_al_state",
+            Node(initial_state, ["image_index", "splits", "oracle_annotations"], "fresh_al_state",
                  name="initial_state"),
+            Node(keep_progress, ["fresh_al_state", "al_states"], "next_al_state",
+                 name="keep_progress"),
         ]
     )

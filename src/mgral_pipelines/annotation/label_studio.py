@@ -1,0 +1,152 @@
+"""Label Studio's formats: the labelling config, tasks with pre-annotations, and the JSON export.
+
+Boxes travel as `rectanglelabels` results: x, y, width and height in percent of the image size,
+(x, y) the top-left corner (https://labelstud.io/guide/predictions). Nothing here talks to a
+server; `server.py` does, with these payloads.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import quoteattr
+
+from mgral_pipelines.annotation.batch import BatchImages, InvalidLabelsError, ReturnedImage
+
+FROM_NAME, TO_NAME = "label", "image"
+# Results of these types carry no geometry (a choice, a text...): they are not labels to import.
+_NO_GEOMETRY = {"choices", "textarea", "rating", "number", "datetime", "taxonomy", "relation",
+                "pairwise", "ranker"}
+
+
+def label_config(classes: Sequence[str]) -> str:
+    """A box-drawing interface with one label per class."""
+    labels = "\n".join(f"    <Label value={quoteattr(name)}/>" for name in classes)
+    return (
+        f'<View>\n  <Image name="{TO_NAME}" value="$image" zoom="true"/>\n'
+        f'  <RectangleLabels name="{FROM_NAME}" toName="{TO_NAME}">\n{labels}\n'
+        "  </RectangleLabels>\n</View>"
+    )
+
+
+def make_tasks(batch: BatchImages, prelabels: Mapping[str, list[dict[str, Any]]],
+               image_url: Callable[[Mapping[str, Any]], str]) -> list[dict[str, Any]]:
+    """One task per batch image; the detector's boxes as a prediction people correct."""
+    tasks = []
+    for image_id, record in batch.records.items():
+        task: dict[str, Any] = {"data": {"image": image_url(record), "mgral_image_id": image_id,
+                                         "mgral_cycle": batch.cycle}}
+        boxes = prelabels.get(image_id, [])
+        if boxes:
+            task["predictions"] = [{
+                "model_version": f"mgral-cycle-{batch.cycle}",
+                "score": sum(box["score"] for box in boxes) / len(boxes),
+                "result": [_region(box, record, batch.classes, index) for index, box in
+                           enumerate(boxes)],
+            }]
+        tasks.append(task)
+    return tasks
+
+
+def _region(box: Mapping[str, Any], record: Mapping[str, Any], classes: Sequence[str],
+            index: int) -> dict[str, Any]:
+    width, height = record["width"], record["height"]
+    x1, y1, x2, y2 = box["bbox"]
+    x1, y1 = max(x1, 0.0), max(y1, 0.0)  # detections may poke out of the image by a pixel
+    x2, y2 = min(x2, width), min(y2, height)
+    return {
+        "id": f"mgral{index}", "from_name": FROM_NAME, "to_name": TO_NAME,
+        "type": "rectanglelabels", "original_width": width, "original_height": height,
+        "image_rotation": 0, "score": box["score"],
+        "value": {"x": 100 * x1 / width, "y": 100 * y1 / height,
+                  "width": 100 * (x2 - x1) / width, "height": 100 * (y2 - y1) / height,
+                  "rotation": 0, "rectanglelabels": [classes[box["class_id"]]]},
+    }
+
+
+def read_export_file(path: Path) -> list[ReturnedImage]:
+    """A Label Studio JSON export (Export > JSON): the finished tasks in it."""
+    try:
+        tasks = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InvalidLabelsError(f"{path}: not valid JSON, truncated or corrupt ({error})") from error
+    return read_export(tasks, str(path))
+
+
+def read_export(tasks: Any, where: str) -> list[ReturnedImage]:
+    """Tasks with at least one submitted (not skipped) annotation; the others are not done."""
+    if not isinstance(tasks, list):
+        raise InvalidLabelsError(f"{where}: a Label Studio JSON export is a list of tasks")
+    returned = []
+    for position, task in enumerate(tasks):
+        if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
+            raise InvalidLabelsError(f"{where}: task #{position} has no 'data' object")
+        task_where = f"{where}: task {task.get('id', f'#{position}')}"
+        annotation = _finished_annotation(task, task_where)
+        if annotation is not None:
+            returned.append(_returned_image(task, annotation, task_where))
+    return returned
+
+
+def task_key(task: Mapping[str, Any]) -> str:
+    """The image a task shows: our id when we made the task, else its image reference."""
+    data = task["data"]
+    return str(data.get("mgral_image_id") or data.get(TO_NAME) or next(iter(data.values()), ""))
+
+
+def _finished_annotation(task: Mapping[str, Any], where: str) -> dict[str, Any] | None:
+    annotations = task.get("annotations") or []
+    if not isinstance(annotations, list):
+        raise InvalidLabelsError(f"{where}: 'annotations' is not a list")
+    submitted = [a for a in annotations if isinstance(a, dict) and not a.get("was_cancelled")]
+    if not submitted:
+        return None
+    chosen = [a for a in submitted if a.get("ground_truth")] or submitted
+    results = {json.dumps(_boxes_only(a.get("result")), sort_keys=True) for a in chosen}
+    if len(results) > 1:
+        ids = [a.get("id") for a in chosen]
+        raise InvalidLabelsError(
+            f"{where}: image '{task_key(task)}' is labelled twice with conflicting boxes "
+            f"(annotations {ids}); delete one or mark one as ground truth"
+        )
+    return chosen[0]
+
+
+def _boxes_only(result: Any) -> Any:
+    if not isinstance(result, list):
+        return result
+    return [{"type": r.get("type"), "value": r.get("value")} for r in result if isinstance(r, dict)]
+
+
+def _returned_image(task: Mapping[str, Any], annotation: Mapping[str, Any], where: str) -> ReturnedImage:
+    key = task_key(task)
+    result = annotation.get("result")
+    if not isinstance(result, list):
+        raise InvalidLabelsError(f"{where}: image '{key}': annotation {annotation.get('id')} has no "
+                                 "result list")
+    boxes, size = [], None
+    for item in result:
+        kind = item.get("type") if isinstance(item, dict) else None
+        if kind in _NO_GEOMETRY:
+            continue
+        if kind != "rectanglelabels":
+            raise InvalidLabelsError(f"{where}: image '{key}': unsupported region type '{kind}' "
+                                     "(only rectangles are detection labels)")
+        value = item.get("value") or {}
+        try:
+            x, y, w, h = (float(value[k]) for k in ("x", "y", "width", "height"))
+            names = value["rectanglelabels"]
+            width, height = int(item["original_width"]), int(item["original_height"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise InvalidLabelsError(f"{where}: image '{key}': malformed rectangle {value}") from error
+        if float(value.get("rotation") or 0) != 0:
+            raise InvalidLabelsError(f"{where}: image '{key}': rotated box ({value['rotation']}°) "
+                                     "is not an axis-aligned detection label")
+        if not isinstance(names, list) or len(names) != 1:
+            raise InvalidLabelsError(f"{where}: image '{key}': a box needs exactly one label, got {names}")
+        size = (width, height)
+        boxes.append((str(names[0]), [x * width / 100, y * height / 100, (x + w) * width / 100,
+                                      (y + h) * height / 100]))
+    return ReturnedImage(key, boxes, where, size)
