@@ -85,7 +85,7 @@ def annotate(
     query_ids = for_cycle(queries, state, "query")["image_id"].astype(str).tolist()
     batch = BatchImages.of(state["cycle"], query_ids,
                            {r["image_id"]: r for r in image_index["images"]}, image_index["classes"])
-    detections = for_cycle(pool_detections, state, "query")
+    detections = for_cycle(pool_detections, state, "embedding")
     package = build_package(batch, batch_prelabels(batch, detections, params),
                             image_url(params.label_studio), label_config(batch.classes))
     logger.info("Cycle %d: annotation package of %d images written", state["cycle"], len(query_ids))
@@ -123,4 +123,4 @@ def send_batch(
     if params.annotator != "label_studio" or "awaiting" not in saved:
         return
     batch = BatchImages.from_state(saved, image_index)
-    send_to_label_studio(label_studio, batch, for_cycle(pool_detections, state, "query"), params)
+    send_to_label_studio(label_studio, batch, for_cycle(pool_detections, state, "embedding"), params)
