@@ -32,7 +32,7 @@ class PrepareOnFirstRun:
         prepared = prepare.all_outputs() | {"al_states"}
         if not pipeline.inputs() & prepared or catalog.exists("al_states"):
             return
-        if pipeline.all_outputs() & prepare.all_outputs():
+        if {node.name for node in pipeline.nodes} & {node.name for node in prepare.nodes}:
             return  # this run prepares (prepare itself reads al_states to keep progress)
 
         logger.info("No AL state found: running the `prepare` pipeline first.")
