@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
 from scipy.stats import spearmanr
 from tqdm.auto import tqdm
 
@@ -73,6 +74,24 @@ def _partitions(value: Any) -> dict[str, Any]:
     return {key: (lambda v=v: v) for key, v in value.items()}
 
 
+def _with_earlier_true_gains(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """`frame` with the true gains of an earlier run, matched by batch and repeat and checked by
+    the batch's stratum and object count (the same draw gives the same batches)."""
+    earlier = pd.read_csv(path).set_index(["batch", "repeat"])
+    keys = list(zip(frame["batch"], frame["repeat"]))
+    missing = [key for key in keys if key not in earlier.index]
+    if missing:
+        raise SystemExit(f"{path} has no true gain for (batch, repeat) {missing[:3]}: wait until "
+                         "that run has finished, or measure with the same --batches and --repeats")
+    matched = earlier.loc[keys]
+    same = (matched["stratum"].to_numpy() == frame["stratum"].to_numpy()) & (
+        matched["objects"].to_numpy() == frame["objects"].to_numpy())
+    if not same.all():
+        raise SystemExit(f"{path} was measured on other batches (stratum or object count differ):"
+                         " use the same --env, --split-seed and --batches")
+    return frame.assign(true_gain=matched["true_gain"].to_numpy())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="transfer")
@@ -82,6 +101,13 @@ def main() -> None:
     parser.add_argument("--true-epochs", type=int, default=2,
                         help="epochs (of detector.images_per_epoch images) of the true-gain "
                         "fine-tune")
+    parser.add_argument("--lut-batches", type=int, default=None,
+                        help="K of the LUT (default: the profile's lut.num_batches)")
+    parser.add_argument("--semi", action="append", default=[], metavar="KEY=VALUE",
+                        help="override lut.semi_supervised (e.g. ignore_conf=0.05), repeatable")
+    parser.add_argument("--true-from", type=Path, default=None,
+                        help="reuse the true gains of an earlier run's CSV (same split seed, "
+                        "batches and repeats; checked batch by batch) and measure only the proxy")
     parser.add_argument("--out", type=Path, default=Path("docs/reward_fidelity.csv"))
     args = parser.parse_args()
 
@@ -92,10 +118,16 @@ def main() -> None:
         index, oracle = catalog.load("image_index"), catalog.load("oracle_annotations")
     data = seed_data(index, oracle, params["dataset"], args.split_seed)
     state = data.initial_state
-    scratch = Path(params["detector"]["run_dir"]) / "reward_fidelity"
+    scratch = Path(params["detector"]["run_dir"]) / "reward_fidelity" / args.out.stem
     detector = {**params["detector"], "run_dir": str(scratch), "seed": args.split_seed}
     al = {**params["al"], "strategy": "mgral"}
     lut = {**params["lut"], "seed": args.split_seed}
+    if args.lut_batches is not None:
+        lut["num_batches"] = args.lut_batches
+    overrides = dict(item.split("=", 1) for item in args.semi)
+    lut["semi_supervised"] = {**lut.get("semi_supervised", {}),
+                              **{k: yaml.safe_load(v) for k, v in overrides.items()}}
+    reuse_true = args.true_from is not None
     started = time.perf_counter()
 
     # D_0, its embeddings and pool predictions, and the cycle's LUT: exactly as al_cycle makes them.
@@ -153,16 +185,21 @@ def main() -> None:
             initial_weights=checkpoint, run_dir=str(scratch / "semi" / name), torch_threads=None)
         return variants.train_variant(job)[table["metric"]]
 
-    references = {r: (true_map(state["labelled_ids"], r, "reference"),
-                      semi_map([], r, "reference")) for r in range(args.repeats)}
+    references = {
+        r: (None if reuse_true else true_map(state["labelled_ids"], r, "reference"),
+            semi_map([], r, "reference"))
+        for r in range(args.repeats)}
     rows = []
     for k, batch in enumerate(tqdm(held_out, desc="held-out batches", unit="batch")):
         prediction = estimate(matrix[[row_of[i] for i in batch["image_ids"]]])
+        objects = sum(len(oracle[i]) for i in batch["image_ids"])
         for r in range(args.repeats):
-            true_gain = true_map(state["labelled_ids"] + batch["image_ids"], r, "batch") \
-                - references[r][0]
+            if reuse_true:
+                true_gain = float("nan")  # read from --true-from once every proxy is measured
+            else:
+                true_gain = true_map(state["labelled_ids"] + batch["image_ids"], r, "batch") \
+                    - references[r][0]
             semi_delta = semi_map(batch["image_ids"], r, "batch") - references[r][1]
-            objects = sum(len(oracle[i]) for i in batch["image_ids"])
             rows.append({"batch": k, "stratum": batch["stratum"], "share": batch["share"],
                          "repeat": r, "true_gain": true_gain, "semi_delta": semi_delta,
                          "lut_prediction": prediction, "objects": objects})
@@ -170,11 +207,15 @@ def main() -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         frame.to_csv(args.out, index=False)  # after every batch: an interrupted run keeps its rows
 
+    if reuse_true:
+        frame = _with_earlier_true_gains(frame, args.true_from)
+        frame.to_csv(args.out, index=False)
     wide = frame.pivot_table(index="batch", columns="repeat",
                              values=["true_gain", "semi_delta"])
     means = frame.groupby("batch")[["true_gain", "semi_delta", "lut_prediction"]].mean()
     summary = {
-        "env": args.env, "split_seed": args.split_seed, "batches": args.batches,
+        "env": args.env, "split_seed": args.split_seed,
+        "semi_supervised": lut["semi_supervised"], "lut_batches": lut["num_batches"], "batches": args.batches,
         "repeats": args.repeats, "batch_size": batch_size, "lut_entries": len(table["entries"]),
         "lut_loo_spearman": table["fidelity"]["loo_spearman"],
         "true_gain_repeatability": spearman_interval(wide[("true_gain", 0)],
