@@ -4,6 +4,7 @@ import json
 
 import mlflow
 import pandas as pd
+import pytest
 
 from tests.notebooks.test_al_benchmark_notebook import run_notebook
 
@@ -90,8 +91,12 @@ def test_benchmark_runs_mgral_through_the_lut_and_agent(project):
 
     record = json.loads((project / REPORTS / "runs/mgral/seed_0/cycle_0.json").read_text())
     assert {"lut", "agent", "embedding", "select_query"} <= set(record["timings_s"])
+    # The cycle's own checks travel with it into the summary.
+    assert {"lut/loo_spearman", "agent/query_reward_percentile"} <= set(record["diagnostics"])
     assert len(record["query"]["image_ids"]) == 5
     assert record["next_state"]["history"][-1]["strategy"] == "mgral"
     summary = pd.read_csv(project / REPORTS / "summary.csv")
     assert summary["strategy"].tolist() == ["mgral"]
     assert summary["auc_gain_vs_random_mean"].isna().all()  # no random to compare with
+    assert summary.loc[0, "query_reward_percentile_mean"] == pytest.approx(
+        record["diagnostics"]["agent/query_reward_percentile"])

@@ -182,11 +182,11 @@ def fakes(monkeypatch):
     return trained
 
 
-def _run(dataset, tmp_path, **benchmark):
+def _run(dataset, tmp_path, al_changes=None, **benchmark):
     index, oracle, data_params = dataset
     params = {**VALID, "output_dir": str(tmp_path / "bench"), **benchmark}
     al = {"strategy": "mgral", "budget": 99, "seed": 7, "from_cycle": None,
-          "strategy_options": {}, "pool_detection_conf": 0.05}
+          "strategy_options": {}, "pool_detection_conf": 0.05, **(al_changes or {})}
     return run_benchmark(index, oracle, params, data_params,
                          {"run_dir": str(tmp_path / "scratch"), "seed": 0},
                          {"batch_size": 4, "pca_components": 4}, {}, {}, al)
@@ -245,6 +245,19 @@ def test_run_benchmark_refuses_runs_made_with_other_settings(dataset, tmp_path, 
     _run(dataset, tmp_path, seeds=[0], cycles=1)
     with pytest.raises(ValueError, match="produced with other settings"):
         _run(dataset, tmp_path, seeds=[0], cycles=1, budget=4)
+
+
+def test_who_labels_a_query_does_not_invalidate_saved_cycles(dataset, tmp_path, fakes):
+    _run(dataset, tmp_path, seeds=[0], cycles=1)
+    fakes.clear()
+
+    _run(dataset, tmp_path, {"annotator": "label_studio", "accept_partial": True,
+                             "prelabel_conf": 0.5, "label_studio": {"project": "mine"},
+                             "files": {"labels": "x.json"}}, seeds=[0], cycles=1)
+    assert fakes == []  # every cycle resumed
+
+    with pytest.raises(ValueError, match="produced with other settings"):
+        _run(dataset, tmp_path, {"pool_detection_conf": 0.2}, seeds=[0], cycles=1)
 
 
 def test_run_benchmark_checks_the_pool_is_large_enough(dataset, tmp_path, fakes):

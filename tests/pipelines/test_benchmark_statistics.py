@@ -118,3 +118,22 @@ def test_parent_run_metrics_name_strategy_and_column():
     metrics = benchmark_metrics(summarise(_curves(), []))
     assert metrics["benchmark/better/auc_gain_ci95_low"]["value"] > 0
     assert "benchmark/worse/labels_to_reach_random_final" not in metrics  # NaN is not logged
+
+
+def test_summary_averages_a_policy_strategys_own_checks_over_its_cycles():
+    def record(strategy: str, seed: int, diagnostics: dict[str, float] | None) -> dict:
+        return {"strategy": strategy, "seed": seed, "wall_time_s": 1.0, "query": None,
+                "diagnostics": diagnostics}
+
+    results = [record("better", 0, {"lut/loo_spearman": 0.2,
+                                    "agent/query_reward_percentile": 0.9}),
+               record("better", 1, {"lut/loo_spearman": 0.6,
+                                    "agent/query_reward_percentile": 0.7}),
+               record("better", 2, {}),  # the final cycle queries nothing
+               record("random", 0, None)]  # saved before cycles recorded checks
+
+    summary = summarise(_curves(), results).set_index("strategy")
+
+    assert summary.loc["better", "lut_loo_spearman_mean"] == pytest.approx(0.4)
+    assert summary.loc["better", "query_reward_percentile_mean"] == pytest.approx(0.8)
+    assert math.isnan(summary.loc["random", "lut_loo_spearman_mean"])

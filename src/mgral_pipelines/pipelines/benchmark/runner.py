@@ -193,6 +193,11 @@ class _Run:
         return f"{self.strategy}/seed_{self.seed}"
 
 
+# `al` keys that say who labels a query and how; they do not change what a strategy selects.
+ANNOTATION_KEYS = frozenset({"annotator", "accept_partial", "prelabel_conf", "label_studio",
+                             "files"})
+
+
 def _scratch(detector: dict[str, Any], name: str, seed: int) -> str:
     """Ultralytics' scratch folder of one run: <detector.run_dir>/benchmark/<name>/seed_<s>."""
     return str(Path(detector["run_dir"]) / "benchmark" / name / f"seed_{seed}")
@@ -209,8 +214,10 @@ def _make_run(strategy: str, data: _SeedData, params: BenchmarkParams, detector:
     run_lut = {**lut, "seed": seed}
     run_agent = {**agent, "policy": {**agent.get("policy", {}), "seed": seed}}
     needs = get_strategy(strategy, **options).needs
-    # What a saved cycle depends on; cycles, seeds and the strategy list may change between runs.
-    settings = {"dataset": data.initial_state["dataset"], "al": run_al,
+    # What a saved cycle depends on; cycles, seeds and the strategy list may change between runs,
+    # and so may who labels a query (the benchmark's annotator is always the oracle).
+    selection_al = {k: v for k, v in run_al.items() if k not in ANNOTATION_KEYS}
+    settings = {"dataset": data.initial_state["dataset"], "al": selection_al,
                 "detector": {k: v for k, v in run_detector.items() if k != "run_dir"}}
     if needs & {"embeddings", "policy"}:
         settings["embedding"] = embedding
@@ -237,6 +244,7 @@ def _run_cycle(state: dict[str, Any], run: _Run, data: _SeedData, detector: _Det
     used = ["train_detector", "evaluate_detector"]
     timings: dict[str, float] = {}
     query, next_state, query_seconds = None, None, None
+    diagnostics: dict[str, float] = {}
     if not final:
         embeddings: dict[str, Any] = {}
         if run.needs & {"embeddings", "policy"}:
@@ -244,13 +252,18 @@ def _run_cycle(state: dict[str, Any], run: _Run, data: _SeedData, detector: _Det
             used.append("embedding")
         policies: dict[str, Any] = {}
         if "policy" in run.needs:  # the LUT and agent only feed strategies that read a policy
-            tables, _ = _time(timings, "lut", lambda: build_lut(
+            tables, lut_metrics = _time(timings, "lut", lambda: build_lut(
                 state, data.image_index, data.eval_labels, detector.checkpoints, embeddings,
                 detector.pool_detections, run.detector, run.lut, run.agent, run.al))
-            policies, _, figure = _time(timings, "agent", lambda: train_agent(
+            policies, agent_metrics, figure = _time(timings, "agent", lambda: train_agent(
                 _partitions(tables), embeddings, detector.pool_detections, state,
                 data.image_index, run.agent, run.al))
             plt.close(figure)
+            # The cycle's own checks (LUT fidelity, the query's LUT reward against random
+            # batches): one value each; the agent's per-update curves stay in its own runs.
+            diagnostics = {key: float(value["value"])
+                           for key, value in {**lut_metrics, **agent_metrics}.items()
+                           if isinstance(value, dict)}
         queries, metrics = _time(timings, "select_query", lambda: select_query(
             state, data.image_index, embeddings, detector.pool_detections, _partitions(policies),
             run.al))
@@ -274,7 +287,7 @@ def _run_cycle(state: dict[str, Any], run: _Run, data: _SeedData, detector: _Det
         "strategy": run.strategy, "seed": run.seed, "cycle": state["cycle"],
         "n_labelled": len(state["labelled_ids"]), "settings": run.settings,
         "metrics": report, "query": query, "query_seconds": query_seconds,
-        "timings_s": timings, "wall_time_s": sum(timings.values()),
+        "timings_s": timings, "wall_time_s": sum(timings.values()), "diagnostics": diagnostics,
         "state": state, "next_state": next_state,
     }
 

@@ -116,9 +116,21 @@ def _class_report(results: list[dict[str, Any]]) -> tuple[Counter, float]:
     return counts, float(entropy(list(counts.values()))) if counts else float("nan")
 
 
+# A policy strategy's own checks, averaged over its cycles (NaN for the others): the LUT's
+# leave-one-out fidelity and where the query's LUT reward falls among random batches'.
+DIAGNOSTICS = {"lut_loo_spearman_mean": "lut/loo_spearman",
+               "query_reward_percentile_mean": "agent/query_reward_percentile"}
+
+
+def _mean_of(diagnostics: list[dict[str, float]], key: str) -> float:
+    values = [d[key] for d in diagnostics if key in d]
+    return float(np.mean(values)) if values else float("nan")
+
+
 def summarise(curve: pd.DataFrame, results: list[dict[str, Any]]) -> pd.DataFrame:
     """One row per strategy: AUC, its paired gain over random with a 95% interval and a verdict,
-    labels needed to reach random's final mAP (with its interval), queried classes, wall time.
+    labels needed to reach random's final mAP (with its interval), queried classes, wall time and,
+    for MGRAL, its cycles' own checks (`DIAGNOSTICS`).
 
     AUC is the normalised area under the test mAP50-95 curve. Means and stds are over seeds (std
     with ddof=1: NaN for a single seed). "Labels to reach" is taken per seed against random's final
@@ -148,6 +160,7 @@ def summarise(curve: pd.DataFrame, results: list[dict[str, Any]]) -> pd.DataFram
             walls[r["seed"]] += r["wall_time_s"]
         query_seconds = [r["query_seconds"] for r in mine if r.get("query_seconds") is not None]
         final = [g[METRIC].iloc[-1] for g in seeds.values()]
+        diagnostics = [r.get("diagnostics") or {} for r in mine]
         is_baseline = strategy == BASELINE
         rows.append({
             "strategy": strategy,
@@ -172,6 +185,7 @@ def summarise(curve: pd.DataFrame, results: list[dict[str, Any]]) -> pd.DataFram
             "wall_time_s": float(np.mean(list(walls.values()))) if walls else float("nan"),
             "query_seconds_per_cycle": float(np.mean(query_seconds)) if query_seconds
             else float("nan"),
+            **{column: _mean_of(diagnostics, key) for column, key in DIAGNOSTICS.items()},
         })
     summary = pd.DataFrame(rows)
     logger.info("Benchmark summary:\n%s", summary.drop(columns="queried_classes").to_string())
