@@ -109,7 +109,17 @@ def main() -> None:
                         help="reuse the true gains of an earlier run's CSV (same split seed, "
                         "batches and repeats; checked batch by batch) and measure only the proxy")
     parser.add_argument("--out", type=Path, default=Path("docs/reward_fidelity.csv"))
+    parser.add_argument("--summarise-only", action="store_true",
+                        help="train nothing: summarise the rows already in --out (joining "
+                        "--true-from's true gains when given)")
     args = parser.parse_args()
+    if args.summarise_only:
+        frame = pd.read_csv(args.out)
+        if args.true_from is not None:
+            frame = _with_earlier_true_gains(frame, args.true_from)
+            frame.to_csv(args.out, index=False)
+        report(frame, args, {"semi_supervised": dict(item.split("=", 1) for item in args.semi)})
+        return
 
     bootstrap_project(ROOT)
     with KedroSession.create(project_path=ROOT, env=args.env) as session:
@@ -202,7 +212,8 @@ def main() -> None:
             semi_delta = semi_map(batch["image_ids"], r, "batch") - references[r][1]
             rows.append({"batch": k, "stratum": batch["stratum"], "share": batch["share"],
                          "repeat": r, "true_gain": true_gain, "semi_delta": semi_delta,
-                         "lut_prediction": prediction, "objects": objects})
+                         "lut_prediction": prediction, "objects": objects,
+                         "lut_loo_spearman": table["fidelity"]["loo_spearman"]})
         frame = pd.DataFrame(rows)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         frame.to_csv(args.out, index=False)  # after every batch: an interrupted run keeps its rows
@@ -210,14 +221,20 @@ def main() -> None:
     if reuse_true:
         frame = _with_earlier_true_gains(frame, args.true_from)
         frame.to_csv(args.out, index=False)
-    wide = frame.pivot_table(index="batch", columns="repeat",
-                             values=["true_gain", "semi_delta"])
+    report(frame, args, {"semi_supervised": lut["semi_supervised"],
+                         "lut_batches": lut["num_batches"], "batch_size": batch_size,
+                         "seconds": time.perf_counter() - started})
+
+
+def report(frame: pd.DataFrame, args: argparse.Namespace, run: dict[str, Any]) -> None:
+    """The summary of the rows in `frame`: printed and written beside `--out` (`.json`)."""
+    wide = frame.pivot_table(index="batch", columns="repeat", values=["true_gain", "semi_delta"])
     means = frame.groupby("batch")[["true_gain", "semi_delta", "lut_prediction"]].mean()
     summary = {
-        "env": args.env, "split_seed": args.split_seed,
-        "semi_supervised": lut["semi_supervised"], "lut_batches": lut["num_batches"], "batches": args.batches,
-        "repeats": args.repeats, "batch_size": batch_size, "lut_entries": len(table["entries"]),
-        "lut_loo_spearman": table["fidelity"]["loo_spearman"],
+        "env": args.env, "split_seed": args.split_seed, "batches": int(frame["batch"].nunique()),
+        "repeats": int(frame["repeat"].nunique()), **run,
+        "lut_loo_spearman": float(frame["lut_loo_spearman"].iloc[0])
+        if "lut_loo_spearman" in frame else None,  # rows written before the column existed
         "true_gain_repeatability": spearman_interval(wide[("true_gain", 0)],
                                                      wide[("true_gain", 1)]),
         "semi_delta_repeatability": spearman_interval(wide[("semi_delta", 0)],
@@ -228,16 +245,15 @@ def main() -> None:
             frame.groupby("batch")["objects"].first(), means["true_gain"]),
         "true_gain_mean": float(means["true_gain"].mean()),
         "true_gain_std_between_batches": float(means["true_gain"].std()),
-        "seconds": time.perf_counter() - started,
+        "semi_delta_mean": float(means["semi_delta"].mean()),
     }
     args.out.with_suffix(".json").write_text(json.dumps(summary, indent=1))
     for key, value in summary.items():
-        if isinstance(value, dict):
+        if isinstance(value, dict) and "rho" in value:
             print(f"{key:>26}: ρ = {value['rho']:+.3f} (95% CI {value['low']:+.3f} to "
                   f"{value['high']:+.3f}, n = {value['n']})")
         else:
             print(f"{key:>26}: {value}")
-
 
 if __name__ == "__main__":
     main()

@@ -174,6 +174,11 @@ class LUTParams(_Strict):
     images_per_epoch: int | None = Field(
         128, ge=1, description="images per variant epoch (detector.images_per_epoch for the "
         "variants): a fixed, small number of steps, the same for the reference and every variant")
+    lr0: float | None = Field(
+        None, gt=0, description="learning rate of every variant and the reference; null = "
+        "detector.lr0. A variant starts a fresh optimiser on D_t with no warm-up, so AdamW's first "
+        "steps move every weight by about lr0: a rate that fine-tunes a frozen backbone's head can "
+        "wreck a whole network in 8 steps")
     stratified_share: float = Field(
         0.75, ge=0, le=1, description="share of candidate batches that over-represent a stratum "
         "of the pool (mgral/candidates.py); the rest are uniform")

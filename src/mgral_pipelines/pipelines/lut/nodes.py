@@ -45,6 +45,7 @@ def build_lut(
     base_config, run_dir = detector_settings(detector)
     config = dataclasses.replace(base_config, epochs=params.epochs,
                                  images_per_epoch=params.images_per_epoch,
+                                 lr0=params.lr0 or base_config.lr0,
                                  warmup_epochs=0.0, checkpoint="last")
     semi = adapter.SemiSupervisedConfig.from_dict(params.semi_supervised)
     features = for_cycle(embeddings, state, "embedding")
