@@ -84,7 +84,8 @@ def _with_earlier_true_gains(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
         raise SystemExit(f"{path} has no true gain for (batch, repeat) {missing[:3]}: wait until "
                          "that run has finished, or measure with the same --batches and --repeats")
     matched = earlier.loc[keys]
-    same = (matched["stratum"].to_numpy() == frame["stratum"].to_numpy()) & (
+    same = (matched["stratum"].fillna("").to_numpy()  # uniform batches have no stratum
+            == frame["stratum"].fillna("").to_numpy()) & (
         matched["objects"].to_numpy() == frame["objects"].to_numpy())
     if not same.all():
         raise SystemExit(f"{path} was measured on other batches (stratum or object count differ):"
@@ -103,6 +104,8 @@ def main() -> None:
                         "fine-tune")
     parser.add_argument("--lut-batches", type=int, default=None,
                         help="K of the LUT (default: the profile's lut.num_batches)")
+    parser.add_argument("--lut-lr0", type=float, default=None,
+                        help="lut.lr0 of the variants (default: the profile's)")
     parser.add_argument("--semi", action="append", default=[], metavar="KEY=VALUE",
                         help="override lut.semi_supervised (e.g. ignore_conf=0.05), repeatable")
     parser.add_argument("--true-from", type=Path, default=None,
@@ -134,6 +137,8 @@ def main() -> None:
     lut = {**params["lut"], "seed": args.split_seed}
     if args.lut_batches is not None:
         lut["num_batches"] = args.lut_batches
+    if args.lut_lr0 is not None:
+        lut["lr0"] = args.lut_lr0
     overrides = dict(item.split("=", 1) for item in args.semi)
     lut["semi_supervised"] = {**lut.get("semi_supervised", {}),
                               **{k: yaml.safe_load(v) for k, v in overrides.items()}}
@@ -221,7 +226,7 @@ def main() -> None:
     if reuse_true:
         frame = _with_earlier_true_gains(frame, args.true_from)
         frame.to_csv(args.out, index=False)
-    report(frame, args, {"semi_supervised": lut["semi_supervised"],
+    report(frame, args, {"semi_supervised": lut["semi_supervised"], "lut_lr0": lut.get("lr0"),
                          "lut_batches": lut["num_batches"], "batch_size": batch_size,
                          "seconds": time.perf_counter() - started})
 

@@ -137,6 +137,11 @@ def test_table_fidelity_tells_signal_from_noise():
     noise = _smooth_table(0.0)
     noise.delta_map = np.random.default_rng(3).normal(0, 0.05, len(noise))
     assert table_fidelity(noise, LookupConfig())["loo_spearman"] < 0.5
+    assert table_fidelity(_smooth_table(0.002), LookupConfig())["loo_skill"] > 0.5
+    # Predicting by the others' mean anti-correlates perfectly and has no skill.
+    flat = table_fidelity(noise, LookupConfig(bandwidth=1e9))
+    assert flat["loo_spearman"] == pytest.approx(-1.0)
+    assert flat["loo_skill"] == pytest.approx(0.0, abs=1e-6)
     tiny = LookupTable(noise.entry_embeddings[:2], noise.delta_map[:2])
     assert np.isnan(table_fidelity(tiny, LookupConfig())["loo_spearman"])
 

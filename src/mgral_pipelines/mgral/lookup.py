@@ -214,6 +214,12 @@ def table_fidelity(lut: LookupTable, config: LookupConfig) -> dict[str, float]:
     entries (NaN below 3 entries or when either side is constant). The bandwidth is chosen on the
     same predictions, so ρ is slightly optimistic; it still tells a table that ranks batches
     (ρ well above 0) from one whose entries are noise (ρ near or below 0).
+
+    `loo_skill` is 1 - (squared error of those predictions) / (squared error of predicting each
+    entry by the mean of the others): above 0 the embeddings tell entries apart, at 0 the reward
+    is just the table's mean. Read ρ with it: when cross-validation finds nothing better than the
+    mean it picks a bandwidth so wide that each prediction is the others' mean, (sum - y_i) / (n-1),
+    whose ρ with y is exactly -1 however good the entries are.
     """
     distances = entry_distances(lut, config.metric)
     bandwidth = config.bandwidth or choose_bandwidth(distances, lut.delta_map)
@@ -224,8 +230,13 @@ def table_fidelity(lut: LookupTable, config: LookupConfig) -> dict[str, float]:
         rho = float("nan")
     else:
         rho = float(spearmanr(predictions, lut.delta_map).statistic)
+    n = len(lut)
+    mean_of_others = (lut.delta_map.sum() - lut.delta_map) / (n - 1)
+    squared = np.mean((predictions - lut.delta_map) ** 2)
+    baseline = np.mean((mean_of_others - lut.delta_map) ** 2)
     return {"loo_spearman": rho, "bandwidth": float(bandwidth),
-            "loo_rmse": float(np.sqrt(np.mean((predictions - lut.delta_map) ** 2)))}
+            "loo_rmse": float(np.sqrt(squared)),
+            "loo_skill": float(1 - squared / baseline) if baseline > 0 else float("nan")}
 
 
 def _nearest(distances: np.ndarray, delta_map: np.ndarray, k_nearest: int) -> float:

@@ -89,6 +89,11 @@ def build_lut(
                 "leave-one-out Spearman ρ %.3f (bandwidth %.3g)", len(deltas), seconds,
                 np.mean(deltas), min(deltas), max(deltas), fidelity["loo_spearman"],
                 fidelity["bandwidth"])
+    if not fidelity.get("loo_skill", 0) > 0:
+        logger.warning("The LUT's entries do not predict each other better than their mean "
+                       "(leave-one-out skill %.3f): this cycle's reward barely tells batches "
+                       "apart. More variants (lut.num_batches) or quieter ones help.",
+                       fidelity.get("loo_skill", float("nan")))
     metrics = {
         "lut/delta_map_mean": float(np.mean(deltas)), "lut/delta_map_std": float(np.std(deltas)),
         "lut/delta_map_max": max(deltas), "lut/reference_map": table["reference"][params.metric],
