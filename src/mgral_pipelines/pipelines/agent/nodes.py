@@ -81,7 +81,10 @@ def query_against_random(policy: Any, config: AgentConfig, inputs: np.ndarray,
     return {"agent/query_reward": float(query),
             "agent/random_batch_reward_mean": float(rewards.mean()),
             "agent/random_batch_reward_std": float(rewards.std()),
-            "agent/query_reward_percentile": float(np.mean(rewards < query))}
+            # Ties count half: a table without skill gives every batch the same reward.
+            "agent/query_reward_percentile": float(np.mean(rewards < query - 1e-12)
+                                                   + 0.5 * np.mean(np.isclose(rewards, query,
+                                                                              rtol=0, atol=1e-12)))}
 
 
 def _reward_figure(history: dict[str, list[float]]) -> plt.Figure:
