@@ -76,7 +76,8 @@ def _partitions(value: Any) -> dict[str, Any]:
 
 def _with_earlier_true_gains(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
     """`frame` with the true gains of an earlier run, matched by batch and repeat and checked by
-    the batch's stratum and object count (the same draw gives the same batches)."""
+    the batch's stratum and object count (the same draw gives the same batches, if D_0 trains to
+    the same weights: CPU thread scheduling can change them, and then this check fails)."""
     earlier = pd.read_csv(path).set_index(["batch", "repeat"])
     keys = list(zip(frame["batch"], frame["repeat"]))
     missing = [key for key in keys if key not in earlier.index]
@@ -87,6 +88,8 @@ def _with_earlier_true_gains(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
     same = (matched["stratum"].fillna("").to_numpy()  # uniform batches have no stratum
             == frame["stratum"].fillna("").to_numpy()) & (
         matched["objects"].to_numpy() == frame["objects"].to_numpy())
+    if "image_ids" in matched and "image_ids" in frame:
+        same &= matched["image_ids"].to_numpy() == frame["image_ids"].to_numpy()
     if not same.all():
         raise SystemExit(f"{path} was measured on other batches (stratum or object count differ):"
                          " use the same --env, --split-seed and --batches")
@@ -218,6 +221,7 @@ def main() -> None:
             rows.append({"batch": k, "stratum": batch["stratum"], "share": batch["share"],
                          "repeat": r, "true_gain": true_gain, "semi_delta": semi_delta,
                          "lut_prediction": prediction, "objects": objects,
+                         "image_ids": " ".join(batch["image_ids"]),
                          "lut_loo_spearman": table["fidelity"]["loo_spearman"]})
         frame = pd.DataFrame(rows)
         args.out.parent.mkdir(parents=True, exist_ok=True)
