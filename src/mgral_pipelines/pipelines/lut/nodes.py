@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from mgral_pipelines import detector as adapter
+from mgral_pipelines import execution
 from mgral_pipelines.config import AgentParams, ALParams, LUTParams
 from mgral_pipelines.mgral import variants
 from mgral_pipelines.mgral.candidates import pool_strata, sample_candidate_batches
@@ -72,7 +73,8 @@ def build_lut(
                                  run_dir=str(folder / f"batch_{k}"), **common)
              for k, batch in enumerate(candidates)]
     started = time.perf_counter()
-    table = variants.delta_map_table(variants.train_variants(jobs, params.workers), params.metric)
+    executor = execution.executor_from(params)
+    table = variants.delta_map_table(variants.train_variants(jobs, executor), params.metric)
     seconds = time.perf_counter() - started
 
     for entry, batch in zip(table["entries"], candidates, strict=True):
