@@ -39,6 +39,12 @@ _PROCESS_TOKEN = secrets.token_hex(32)
 """Token of the private instances this process starts (one per process: Ray caches it)."""
 
 
+AGENT_TIMEOUT_ENV, AGENT_TIMEOUT_MS = "RAY_agent_register_timeout_ms", "180000"
+
+_private_instance = False
+"""Whether this process is connected to a private instance it started (its resources are fixed)."""
+
+
 # --------------------------------------------------------------------------------------------------
 # Connecting
 # --------------------------------------------------------------------------------------------------
@@ -60,14 +66,16 @@ def connect(params: RayParams) -> Iterator[None]:
         finally:
             ray.shutdown()
         return
+    global _private_instance
     with _private_instance_settings():
         logger.info("Starting a local Ray instance (%s CPUs)", params.local_num_cpus or "all")
         ray.init(address="local", num_cpus=params.local_num_cpus, include_dashboard=False,
                  runtime_env=runtime_env, logging_level=logging.WARNING)
+        _private_instance = True
         try:
-            _check_private_resources(params)
             yield
         finally:
+            _private_instance = False
             ray.shutdown()
 
 
@@ -83,8 +91,9 @@ def _runtime_env(params: RayParams) -> dict[str, Any]:
 @contextmanager
 def _private_instance_settings() -> Iterator[None]:
     """Loopback-only addresses and a per-process token for an instance nobody else joins."""
-    saved_env = {key: os.environ.get(key)
-                 for key in (ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR, "RAY_AUTH_TOKEN")}
+    saved_env = {key: os.environ.get(key) for key in (
+        ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR, "RAY_AUTH_MODE", "RAY_AUTH_TOKEN",
+        AGENT_TIMEOUT_ENV)}
     saved_cluster = ray_constants.ENABLE_RAY_CLUSTER
     # Ray on Linux advertises the host's network address even for a single node; with
     # "clusters" off it uses the loopback address, as it does on macOS and Windows. The spawned
@@ -94,6 +103,9 @@ def _private_instance_settings() -> Iterator[None]:
     # A local ray.init turns token authentication on; with a token in the environment Ray does
     # not generate one into ~/.ray/auth_token.
     os.environ.setdefault("RAY_AUTH_TOKEN", _PROCESS_TOKEN)
+    # The raylet waits for its agent processes (Python, slow to import on a busy machine) 30 s by
+    # default and then aborts the start; give them longer.
+    os.environ.setdefault(AGENT_TIMEOUT_ENV, AGENT_TIMEOUT_MS)
     try:
         yield
     finally:
@@ -105,8 +117,10 @@ def _private_instance_settings() -> Iterator[None]:
                 os.environ[key] = value
 
 
-def _check_private_resources(params: RayParams) -> None:
+def _check_resources(params: RayParams) -> None:
     """A private instance never grows: refuse tasks it could never schedule (Ray would wait)."""
+    if not _private_instance:
+        return  # a cluster may gain nodes (autoscaling); Ray reports infeasible tasks itself
     available = ray.cluster_resources()
     for name, wanted in (("CPU", params.num_cpus), ("GPU", params.num_gpus)):
         if wanted > available.get(name, 0):
@@ -126,6 +140,7 @@ def run_tasks(fn: Callable[[Any], Any], jobs: Sequence[Any], params: RayParams, 
               files: Iterable[str] = ()) -> list[Any]:
     """One Ray task per job; results in job order. The first failure cancels the others."""
     with connect(params):
+        _check_resources(params)
         shipped = _ship(files, params)
         remote = _remote(_run_task, params)
         refs = [remote.options(name=_task_name(desc, i)).remote(fn, job, shipped, _threads(params))
@@ -148,6 +163,7 @@ def stream_tasks(fn: Callable[[Any], Iterator[Any]], jobs: Sequence[Any], params
                  desc: str, files: Iterable[str] = ()) -> Iterator[tuple[int, Any]]:
     """One streaming generator task per job; `(job index, item)` as items arrive."""
     with connect(params):
+        _check_resources(params)
         shipped = _ship(files, params)
         remote = _remote(_stream_task, params)
         generators = [remote.options(name=_task_name(desc, i)).remote(fn, job, shipped,

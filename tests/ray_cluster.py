@@ -1,0 +1,158 @@
+"""A real two-node Ray cluster for the tests: a head and a worker node, started with `ray start`.
+
+Both nodes and the test process's Ray connection live in a private network namespace that has
+only the loopback interface. Ray on Linux advertises the host's network address (it replaces
+127.0.0.1 by it), so outside such a namespace a "local" cluster would talk over the host's
+address; inside it, every Ray address is 127.0.0.1 and no packet can leave the namespace.
+
+Each node is a `ray start --block` process with its own temp dir; stopping the cluster sends
+SIGTERM to those two processes (started here, stopped by their ids), which stop their own Ray
+processes. `ray stop` is not used: it stops every Ray process of the user on this machine.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from mgral_pipelines.execution.ray_tasks import AGENT_TIMEOUT_ENV, AGENT_TIMEOUT_MS
+
+CLONE_NEWNET = 0x40000000
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class RayCluster:
+    address: str
+    namespace: str
+    """/proc/<pid>/ns/net of the network namespace the cluster lives in."""
+    temp_dirs: tuple[Path, ...]
+
+    def owns(self, pid: int) -> bool:
+        """Whether process `pid` belongs to this cluster (its command line or its parent's names
+        one of the cluster's temp dirs)."""
+        for candidate in (pid, _parent(pid)):
+            cmdline = _cmdline(candidate)
+            if any(str(d) in cmdline for d in self.temp_dirs):
+                return True
+        return False
+
+
+@contextmanager
+def cluster_network(cluster: RayCluster) -> Iterator[None]:
+    """Run the block's Ray driver in the cluster's network namespace."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    home = os.open("/proc/self/ns/net", os.O_RDONLY)
+    target = os.open(cluster.namespace, os.O_RDONLY)
+    try:
+        if libc.setns(target, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), "setns into the Ray cluster's network namespace")
+        yield
+    finally:
+        libc.setns(home, CLONE_NEWNET)
+        os.close(home)
+        os.close(target)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster]:
+    """Head + worker node, 1 CPU each, on 127.0.0.1; stopped at the end of the session."""
+    root = tmp_path_factory.mktemp("ray")
+    processes: list[subprocess.Popen] = []
+    holder = subprocess.Popen(["unshare", "--net", "--", "sleep", "3600"],
+                              start_new_session=True)
+    processes.append(holder)
+    namespace = f"/proc/{holder.pid}/ns/net"
+    try:
+        _wait(lambda: os.readlink(namespace) != os.readlink("/proc/self/ns/net"), 10,
+              "the network namespace")
+        subprocess.run(["nsenter", f"--net={namespace}", "ip", "link", "set", "lo", "up"],
+                       check=True)
+        port = 6390
+        head_dir, worker_dir = root / "head", root / "worker"
+        env = {**os.environ, "RAY_AUTH_MODE": "disabled", "TMPDIR": str(root),
+               "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": _pythonpath(),
+               AGENT_TIMEOUT_ENV: AGENT_TIMEOUT_MS}
+        ray = str(Path(sys.executable).with_name("ray"))
+        common = ["--block", "--num-cpus=1", "--num-gpus=0", "--disable-usage-stats"]
+        processes.append(_start(
+            [ray, "start", "--head", f"--port={port}", f"--temp-dir={head_dir}",
+             "--include-dashboard=false", *common], namespace, env, root / "head.log"))
+        address = f"127.0.0.1:{port}"
+        _wait(lambda: "Ray runtime started" in _text(root / "head.log"), 180, "the Ray head",
+              root / "head.log")
+        processes.append(_start(
+            [ray, "start", f"--address={address}", f"--temp-dir={worker_dir}", *common],
+            namespace, env, root / "worker.log"))
+        _wait(lambda: "Ray runtime started" in _text(root / "worker.log"), 180,
+              "the Ray worker node", root / "worker.log")
+        yield RayCluster(address, namespace, (head_dir, worker_dir))
+    finally:
+        for process in reversed(processes):
+            _stop(process)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _pythonpath() -> str:
+    # The nodes import this checkout's package first, like the test process.
+    return os.pathsep.join([str(REPO / "src"), str(REPO), os.environ.get("PYTHONPATH", "")])
+
+
+def _start(command: list[str], namespace: str, env: dict[str, str],
+           log: Path) -> subprocess.Popen:
+    out = log.open("w")
+    return subprocess.Popen(["nsenter", f"--net={namespace}", *command], env=env, cwd=REPO,
+                            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """SIGTERM (a `ray start --block` then stops its node's processes), SIGKILL after 60 s."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)  # the process group this fixture created
+        process.wait(timeout=10)
+
+
+def _wait(ready, seconds: float, what: str, log: Path | None = None) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if ready():
+            return
+        time.sleep(0.5)
+    tail = _text(log)[-3000:] if log else ""
+    raise TimeoutError(f"{what} did not start within {seconds} s\n{tail}")
+
+
+def _text(path: Path | None) -> str:
+    return path.read_text(errors="replace") if path and path.exists() else ""
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(
+            errors="replace")
+    except OSError:
+        return ""
+
+
+def _parent(pid: int) -> int:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    return int(stat.rsplit(")", 1)[1].split()[1])
