@@ -3,13 +3,16 @@
     python benchmarks/bench_scaling.py --sizes 10000 30000 120000 --out scaling.json
 
 Each (step, pool size) runs in a fresh process, so its peak RSS (`ru_maxrss`) is its own; the RSS
-after the imports (torch, ultralytics) is reported beside it. The synthetic pool:
+after the imports (torch; ultralytics for embedding) is reported beside it. Wall time and CPU time
+(user + system, all threads) are both reported: on a shared machine the CPU time is the cost. The synthetic pool:
 
 - embedding: N image files that are hard links to 256 generated 160×160 scenes (bright shapes
   on noise; the cost of a forward pass does not depend on the content), embedded by the
   committed base detector exactly as the `embedding` pipeline does (`adapter.embed`, batch 32,
-  then PCA to 32 dimensions fitted on all N). `--embed-limit` embeds only that many of the N
-  images and says so in the output (`embedded` < `pool_size`);
+  then PCA to 32 dimensions fitted on all N). `--embed-limit L` runs the forward passes on only
+  L of the N images and says so (`embedded`, `extrapolated`): the forward time is then scaled
+  by N / L (each image is one independent forward pass), while the PCA runs on a full N × 448
+  matrix (the embedded rows repeated), so its time and the peak memory are measured at N;
 - agent: `train_policy` with the default AgentConfig on N random 32-d embeddings and a random
   look-up table of 6 entries × 20 images (a LUT look-up per reward, as in the pipeline);
 - query: `score_pool` + `select_top` of 100 images over the same N embeddings.
@@ -33,6 +36,13 @@ STEPS = ("embedding", "agent", "query")
 
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process, all threads: unlike wall time, it does not grow
+    when other jobs share the cores."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _synthetic_images(folder: Path, size: int, distinct: int = 256) -> list[dict]:
@@ -70,7 +80,6 @@ def run_step(step: str, size: int, args: argparse.Namespace) -> dict:
     import numpy as np
     import torch
 
-    from mgral_pipelines import detector as adapter
     from mgral_pipelines.mgral.agent import AgentConfig, score_pool, select_top, train_policy
     from mgral_pipelines.mgral.lookup import LookupConfig, LookupTable, estimate_delta_map
 
@@ -78,6 +87,8 @@ def run_step(step: str, size: int, args: argparse.Namespace) -> dict:
     rng = np.random.default_rng(0)
     result = {"step": step, "pool_size": size, "torch_threads": args.threads}
     if step == "embedding":
+        from mgral_pipelines import detector as adapter
+
         records = _synthetic_images(Path(args.work_dir), size)
         count = min(size, args.embed_limit or size)
         config = adapter.DetectorConfig(
@@ -85,17 +96,25 @@ def run_step(step: str, size: int, args: argparse.Namespace) -> dict:
         model = adapter.load_model(config.weights)
         ids = [r["image_id"] for r in records[:count]]
         result["rss_before_mib"] = peak_rss_mib()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), cpu_seconds()
         vectors = adapter.embed(model, records, ids, config, batch_size=32, progress=False)
+        forward_s, forward_cpu = time.perf_counter() - started, cpu_seconds() - cpu
+        if count < size:  # the other rows: copies of the embedded ones (the PCA input's size)
+            vectors = np.resize(vectors, (size, vectors.shape[1]))
         from sklearn.decomposition import PCA
 
-        PCA(n_components=32, random_state=0).fit_transform(np.asarray(vectors, np.float32))
-        result.update(seconds=time.perf_counter() - started, embedded=count,
-                      raw_dim=int(vectors.shape[1]))
+        started, cpu = time.perf_counter(), cpu_seconds()
+        PCA(n_components=32, random_state=0).fit_transform(vectors)
+        pca_s, pca_cpu = time.perf_counter() - started, cpu_seconds() - cpu
+        scale = size / count  # 1 when every image was embedded
+        result.update(embedded=count, raw_dim=int(vectors.shape[1]), forward_seconds=forward_s,
+                      forward_cpu_seconds=forward_cpu, pca_seconds=pca_s, pca_cpu_seconds=pca_cpu,
+                      seconds=forward_s * scale + pca_s, cpu_seconds=forward_cpu * scale + pca_cpu,
+                      extrapolated=count < size)
     else:
         pool = rng.normal(size=(size, args.dim)).astype(np.float32)
         result["rss_before_mib"] = peak_rss_mib()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), cpu_seconds()
         if step == "agent":
             entries = [rng.normal(size=(20, args.dim)).astype(np.float32) for _ in range(6)]
             table = LookupTable(entries, np.linspace(-0.02, 0.05, 6))
@@ -111,7 +130,7 @@ def run_step(step: str, size: int, args: argparse.Namespace) -> dict:
             policy.fit_standardisation(torch.as_tensor(pool))
             scores = score_pool(policy, pool, AgentConfig().chunk_size)
             select_top(scores, [f"img{i:07d}" for i in range(size)], 100)
-        result["seconds"] = time.perf_counter() - started
+        result.update(seconds=time.perf_counter() - started, cpu_seconds=cpu_seconds() - cpu)
     result["peak_rss_mib"] = peak_rss_mib()
     return result
 
@@ -142,10 +161,13 @@ def main() -> None:
             output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
             result = json.loads(output.strip().splitlines()[-1])
             results.append(result)
-            print(f"{step:9s} N={size:>7}: {result['seconds']:8.2f} s, peak RSS "
+            print(f"{step:9s} N={size:>7}: {result['seconds']:8.2f} s wall, "
+                  f"{result['cpu_seconds']:8.2f} s CPU, peak RSS "
                   f"{result['peak_rss_mib']:6.0f} MiB (after imports "
                   f"{result['rss_before_mib']:.0f})"
-                  + (f", embedded {result['embedded']}" if step == "embedding" else ""),
+                  + (f", forward passes on {result['embedded']} images"
+                     + (" (time extrapolated to N)" if result["extrapolated"] else "")
+                     if step == "embedding" else ""),
                   flush=True)
             if args.out:
                 args.out.write_text(json.dumps(results, indent=1) + "\n")

@@ -26,8 +26,6 @@ from pathlib import Path
 
 import pytest
 
-from mgral_pipelines.execution.ray_tasks import AGENT_TIMEOUT_ENV, AGENT_TIMEOUT_MS
-
 CLONE_NEWNET = 0x40000000
 REPO = Path(__file__).resolve().parents[1]
 
@@ -70,7 +68,7 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster
     """Head + worker node, 1 CPU each, on 127.0.0.1; stopped at the end of the session."""
     root = tmp_path_factory.mktemp("ray")
     processes: list[subprocess.Popen] = []
-    holder = subprocess.Popen(["unshare", "--net", "--", "sleep", "3600"],
+    holder = subprocess.Popen(["unshare", "--net", "--", "sleep", "infinity"],
                               start_new_session=True)
     processes.append(holder)
     namespace = f"/proc/{holder.pid}/ns/net"
@@ -82,21 +80,16 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster
         port = 6390
         head_dir, worker_dir = root / "head", root / "worker"
         env = {**os.environ, "RAY_AUTH_MODE": "disabled", "TMPDIR": str(root),
-               "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": _pythonpath(),
-               AGENT_TIMEOUT_ENV: AGENT_TIMEOUT_MS}
+               "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": _pythonpath()}
         ray = str(Path(sys.executable).with_name("ray"))
         common = ["--block", "--num-cpus=1", "--num-gpus=0", "--disable-usage-stats"]
-        processes.append(_start(
+        address = f"127.0.0.1:{port}"
+        processes.append(_start_node(
             [ray, "start", "--head", f"--port={port}", f"--temp-dir={head_dir}",
              "--include-dashboard=false", *common], namespace, env, root / "head.log"))
-        address = f"127.0.0.1:{port}"
-        _wait(lambda: "Ray runtime started" in _text(root / "head.log"), 180, "the Ray head",
-              root / "head.log")
-        processes.append(_start(
+        processes.append(_start_node(
             [ray, "start", f"--address={address}", f"--temp-dir={worker_dir}", *common],
             namespace, env, root / "worker.log"))
-        _wait(lambda: "Ray runtime started" in _text(root / "worker.log"), 180,
-              "the Ray worker node", root / "worker.log")
         yield RayCluster(address, namespace, (head_dir, worker_dir))
     finally:
         for process in reversed(processes):
@@ -107,6 +100,23 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster
 def _pythonpath() -> str:
     # The nodes import this checkout's package first, like the test process.
     return os.pathsep.join([str(REPO / "src"), str(REPO), os.environ.get("PYTHONPATH", "")])
+
+
+def _start_node(command: list[str], namespace: str, env: dict[str, str],
+                log: Path) -> subprocess.Popen:
+    """One node; started again once if Ray gave up starting it (its agents, Python processes,
+    may miss Ray's 30 s start-up deadline on a busy machine)."""
+    for attempt in (1, 2):
+        process = _start(command, namespace, env, log)
+        try:
+            _wait(lambda: "Ray runtime started" in _text(log), 240, log.stem, log,
+                  failed=lambda: "timed out during startup" in _text(log))
+            return process
+        except TimeoutError:
+            _stop(process)
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _start(command: list[str], namespace: str, env: dict[str, str],
@@ -128,14 +138,15 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait(timeout=10)
 
 
-def _wait(ready, seconds: float, what: str, log: Path | None = None) -> None:
+def _wait(ready, seconds: float, what: str, log: Path | None = None,
+          failed=lambda: False) -> None:
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not failed():
         if ready():
             return
         time.sleep(0.5)
     tail = _text(log)[-3000:] if log else ""
-    raise TimeoutError(f"{what} did not start within {seconds} s\n{tail}")
+    raise TimeoutError(f"{what} did not start (waited up to {seconds} s)\n{tail}")
 
 
 def _text(path: Path | None) -> str:

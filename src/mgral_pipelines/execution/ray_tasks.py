@@ -39,8 +39,6 @@ _PROCESS_TOKEN = secrets.token_hex(32)
 """Token of the private instances this process starts (one per process: Ray caches it)."""
 
 
-AGENT_TIMEOUT_ENV, AGENT_TIMEOUT_MS = "RAY_agent_register_timeout_ms", "180000"
-
 _private_instance = False
 """Whether this process is connected to a private instance it started (its resources are fixed)."""
 
@@ -92,8 +90,7 @@ def _runtime_env(params: RayParams) -> dict[str, Any]:
 def _private_instance_settings() -> Iterator[None]:
     """Loopback-only addresses and a per-process token for an instance nobody else joins."""
     saved_env = {key: os.environ.get(key) for key in (
-        ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR, "RAY_AUTH_MODE", "RAY_AUTH_TOKEN",
-        AGENT_TIMEOUT_ENV)}
+        ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR, "RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
     saved_cluster = ray_constants.ENABLE_RAY_CLUSTER
     # Ray on Linux advertises the host's network address even for a single node; with
     # "clusters" off it uses the loopback address, as it does on macOS and Windows. The spawned
@@ -103,9 +100,6 @@ def _private_instance_settings() -> Iterator[None]:
     # A local ray.init turns token authentication on; with a token in the environment Ray does
     # not generate one into ~/.ray/auth_token.
     os.environ.setdefault("RAY_AUTH_TOKEN", _PROCESS_TOKEN)
-    # The raylet waits for its agent processes (Python, slow to import on a busy machine) 30 s by
-    # default and then aborts the start; give them longer.
-    os.environ.setdefault(AGENT_TIMEOUT_ENV, AGENT_TIMEOUT_MS)
     try:
         yield
     finally:
