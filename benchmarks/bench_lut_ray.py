@@ -6,7 +6,7 @@
 Uses the committed base detector and the embedded dataset (generated if missing): `--labelled`
 images as L_t, `--val` as V, and `--variants` jobs (the reference plus `--variants - 1` candidate
 batches of `--batch-size` pool images), each a semi-supervised fine-tune of `--epochs` epochs
-plus its evaluation on V, exactly what `kedro run --pipeline=lut` trains. Sequential: one
+of `--images-per-epoch` images plus its evaluation on V, exactly what `kedro run --pipeline=lut` trains. Sequential: one
 process with torch's default threads (all cores). Ray: a local instance with `--ray-workers` CPUs (or the cluster at `--address`), one CPU per
 task, so `--ray-workers` variants train at once with one torch thread each; the Ray time
 includes starting the instance and shipping the images and checkpoint. Both must give the same
@@ -25,6 +25,7 @@ from mgral_pipelines.data.embedded import EmbeddedDatasetConfig, generate_embedd
 from mgral_pipelines.data.importers import load_yolo_dataset
 from mgral_pipelines.execution import Executor, RayParams
 from mgral_pipelines.mgral import variants
+from mgral_pipelines.mgral.candidates import sample_candidate_batches
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,7 +40,8 @@ def main() -> None:
     parser.add_argument("--labelled", type=int, default=60)
     parser.add_argument("--val", type=int, default=60)
     parser.add_argument("--batch-size", type=int, default=20)
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--images-per-epoch", type=int, default=128)
     parser.add_argument("--imgsz", type=int, default=160)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -49,10 +51,13 @@ def main() -> None:
     ids = [r["image_id"] for r in manifest["images"]]
     labelled, val = ids[:args.labelled], ids[args.labelled:args.labelled + args.val]
     pool = ids[args.labelled + args.val:]
-    batches = variants.sample_candidate_batches(pool, args.variants - 1, args.batch_size, seed=0)
+    batches = [b["image_ids"] for b in
+               sample_candidate_batches(pool, args.variants - 1, args.batch_size, seed=0)]
     annotations = {a_id: manifest["annotations"][a_id] for a_id in labelled + val}
+    # The LUT's variant schedule (pipelines/lut/nodes.py): a fixed number of steps, last epoch.
     config = adapter.DetectorConfig(imgsz=args.imgsz, epochs=args.epochs, batch=16,
-                                    device=args.device, seed=0)
+                                    images_per_epoch=args.images_per_epoch, warmup_epochs=0.0,
+                                    checkpoint="last", device=args.device, seed=0)
     weights = (ROOT / "src/mgral_pipelines/assets/base_detector.pt").read_bytes()
     semi = adapter.SemiSupervisedConfig()
     work = ROOT / "data/06_models/runs/bench_lut_ray"
@@ -81,7 +86,8 @@ def main() -> None:
                    zip(deltas["sequential"]["entries"], deltas["ray"]["entries"])]
     result = {
         "variants": args.variants, "ray_workers": args.ray_workers, "address": args.address,
-        "num_gpus_per_task": args.num_gpus, "epochs": args.epochs, "labelled": args.labelled,
+        "num_gpus_per_task": args.num_gpus, "epochs": args.epochs,
+        "images_per_epoch": args.images_per_epoch, "labelled": args.labelled,
         "val": args.val, "batch_size": args.batch_size, "imgsz": args.imgsz,
         "sequential_s": sequential_s, "ray_s": ray_s, "speedup": sequential_s / ray_s,
         "variant_train_s_sequential": [r["train_time_s"] for r in sequential],
