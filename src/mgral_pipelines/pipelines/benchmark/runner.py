@@ -236,7 +236,10 @@ def _make_run(strategy: str, data: _SeedData, params: BenchmarkParams, detector:
     if needs & {"embeddings", "policy"}:
         settings["embedding"] = embedding
     if "policy" in needs:
-        settings.update(lut=run_lut, agent=run_agent)
+        # Where the variants train does not change them: moving to Ray keeps the resume points
+        # (and the digests of runs saved before these keys existed).
+        settings.update(lut={k: v for k, v in run_lut.items() if k not in ("executor", "ray")},
+                        agent=run_agent)
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
     return _Run(strategy, seed, Path(params.output_dir) / "runs" / strategy / f"seed_{seed}",
                 run_detector, run_al, run_lut, run_agent, needs, digest[:16])
