@@ -5,12 +5,13 @@
 
 Uses the committed base detector and the embedded dataset (generated if missing): `--labelled`
 images as L_t, `--val` as V, and `--variants` jobs (the reference plus `--variants - 1` candidate
-batches of `--batch-size` pool images), each a semi-supervised fine-tune of `--epochs` epochs
-of `--images-per-epoch` images plus its evaluation on V, exactly what `kedro run --pipeline=lut` trains. Sequential: one
-process with torch's default threads (all cores). Ray: a local instance with `--ray-workers` CPUs (or the cluster at `--address`), one CPU per
-task, so `--ray-workers` variants train at once with one torch thread each; the Ray time
-includes starting the instance and shipping the images and checkpoint. Both must give the same
-ΔmAP table up to float noise from the different thread counts (reported).
+batches of `--batch-size` pool images), each a semi-supervised fine-tune of `--epochs` epochs of
+`--images-per-epoch` images plus its evaluation on V, exactly what `kedro run --pipeline=lut`
+trains. Sequential: one process with torch's default threads (all cores). Ray: a local instance
+with `--ray-workers` CPUs (or the cluster at `--address`), one CPU per task, so `--ray-workers`
+variants train at once with one torch thread each; the Ray time includes starting the instance and
+shipping the images and checkpoint. Both must give the same ΔmAP table up to float noise from the
+different thread counts (reported).
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@
     python benchmarks/bench_scaling.py --sizes 10000 30000 120000 --out scaling.json
 
 Each (step, pool size) runs in a fresh process, so its peak RSS (`ru_maxrss`) is its own; the RSS
-after the imports (torch; ultralytics for embedding) is reported beside it. Wall time and CPU time
-(user + system, all threads) are both reported: on a shared machine the CPU time is the cost. The synthetic pool:
+after the imports (torch; ultralytics for embedding) is reported beside it. Wall time and CPU
+time (user + system, all threads) are both reported: on a shared machine the CPU time is the
+cost. The synthetic pool:
 
 - embedding: N image files that are hard links to 256 generated 160×160 scenes (bright shapes
   on noise; the cost of a forward pass does not depend on the content), embedded by the
@@ -61,7 +62,8 @@ def _synthetic_images(folder: Path, size: int, distinct: int = 256) -> list[dict
         draw = ImageDraw.Draw(image)
         for _ in range(int(rng.integers(1, 4))):
             x, y, s = (int(v) for v in rng.integers(0, 120, 2)) + (int(rng.integers(14, 40)),)
-            draw.rectangle([x, y, x + s, y + s], fill=tuple(int(c) for c in rng.integers(150, 255, 3)))
+            colour = tuple(int(c) for c in rng.integers(150, 255, 3))
+            draw.rectangle([x, y, x + s, y + s], fill=colour)
         image.save(path)
     pool = folder / f"pool_{size}"
     pool.mkdir(exist_ok=True)

@@ -367,7 +367,8 @@ def _on_this_node(job: _CurveJob) -> tuple[_Run, _SeedData, _Detector]:
     """In a Ray task: node-local images and checkpoint, a task-private scratch folder."""
     if not execution.in_ray_task():
         return job.run, job.data, job.first
-    images = [{**r, "file": execution.local_file(r["file"])} for r in job.data.image_index["images"]]
+    images = [{**r, "file": execution.local_file(r["file"])}
+              for r in job.data.image_index["images"]]
     data = dataclasses.replace(job.data, image_index={**job.data.image_index, "images": images})
 
     def local(detector: dict[str, Any]) -> dict[str, Any]:
