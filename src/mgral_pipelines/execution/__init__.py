@@ -57,6 +57,8 @@ class Executor:
 def run_tasks(fn: Callable[[Job], Result], jobs: Sequence[Job], executor: Executor, *,
               desc: str, files: Iterable[str] = ()) -> list[Result]:
     """`[fn(job) for job in jobs]`, run where `executor` says; `files` are shipped to Ray tasks."""
+    if not jobs:
+        return []
     if executor.kind == "ray":
         from mgral_pipelines.execution import ray_tasks  # Ray is imported only when used
         return ray_tasks.run_tasks(fn, jobs, executor.ray, desc=desc, files=files)
@@ -71,6 +73,8 @@ def stream_tasks(fn: Callable[[Job], Iterator[Result]], jobs: Sequence[Job], exe
     Ray: all jobs run at once as streaming generator tasks; items come in the order they finish.
     A failing job stops the stream with its error; the items already yielded stay yielded.
     """
+    if not jobs:
+        return iter(())
     if executor.kind == "ray":
         from mgral_pipelines.execution import ray_tasks
         return ray_tasks.stream_tasks(fn, jobs, executor.ray, desc=desc, files=files)

@@ -442,9 +442,11 @@ def run_benchmark(
             for record in job.done:
                 tracker.log_cycle(record)
         progress.update(len(results))
+        todo = [i for i, job in enumerate(jobs) if len(job.done) <= params.cycles]
         for index, record in execution.stream_tasks(
-                _curve, jobs, execution.executor_from(params), desc="benchmark curves",
-                files=_shipped_files(image_index, detector)):
+                _curve, [jobs[i] for i in todo], execution.executor_from(params),
+                desc="benchmark curves", files=_shipped_files(image_index, detector)):
+            index = todo[index]
             _save(jobs[index].run, record, trackers[index], params.cycles)
             results.append(record)
             progress.update(1)
