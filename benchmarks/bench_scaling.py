@@ -61,7 +61,8 @@ def _synthetic_images(folder: Path, size: int, distinct: int = 256) -> list[dict
         image = Image.fromarray(rng.integers(0, 40, (160, 160, 3), dtype=np.uint8))
         draw = ImageDraw.Draw(image)
         for _ in range(int(rng.integers(1, 4))):
-            x, y, s = (int(v) for v in rng.integers(0, 120, 2)) + (int(rng.integers(14, 40)),)
+            x, y = (int(v) for v in rng.integers(0, 120, 2))
+            s = int(rng.integers(14, 40))
             colour = tuple(int(c) for c in rng.integers(150, 255, 3))
             draw.rectangle([x, y, x + s, y + s], fill=colour)
         image.save(path)
@@ -160,7 +161,10 @@ def main() -> None:
                        str(args.dim), "--threads", str(args.threads), "--work-dir", work]
             if args.embed_limit:
                 command += ["--embed-limit", str(args.embed_limit)]
-            output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+            done = subprocess.run(command, capture_output=True, text=True)
+            if done.returncode:
+                raise SystemExit(f"{step} at N={size} failed:\n{done.stderr[-3000:]}")
+            output = done.stdout
             result = json.loads(output.strip().splitlines()[-1])
             results.append(result)
             print(f"{step:9s} N={size:>7}: {result['seconds']:8.2f} s wall, "
