@@ -1,7 +1,7 @@
 """A real two-node Ray cluster for the tests: a head and a worker node, started with `ray start`.
 
-Both nodes and the test process's Ray connection live in a private network namespace that has
-only the loopback interface. Ray on Linux advertises the host's network address (it replaces
+Both nodes and every Ray driver of the tests (a subprocess: `RayCluster.command`) live in a
+private network namespace that has only the loopback interface. Ray on Linux advertises the host's network address (it replaces
 127.0.0.1 by it), so outside such a namespace a "local" cluster would talk over the host's
 address; inside it, every Ray address is 127.0.0.1 and no packet can leave the namespace.
 
@@ -12,7 +12,6 @@ processes. `ray stop` is not used: it stops every Ray process of the user on thi
 
 from __future__ import annotations
 
-import ctypes
 import os
 import shutil
 import signal
@@ -20,13 +19,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-CLONE_NEWNET = 0x40000000
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -37,6 +34,14 @@ class RayCluster:
     """/proc/<pid>/ns/net of the network namespace the cluster lives in."""
     temp_dirs: tuple[Path, ...]
 
+    def command(self, argv: list[str]) -> list[str]:
+        """`argv` run inside the cluster's network namespace (a Ray driver must be there)."""
+        return ["nsenter", f"--net={self.namespace}", *argv]
+
+    def env(self) -> dict[str, str]:
+        """The environment for such a driver: this checkout's package first."""
+        return {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": _pythonpath()}
+
     def owns(self, pid: int) -> bool:
         """Whether process `pid` belongs to this cluster (its command line or its parent's names
         one of the cluster's temp dirs)."""
@@ -45,22 +50,6 @@ class RayCluster:
             if any(str(d) in cmdline for d in self.temp_dirs):
                 return True
         return False
-
-
-@contextmanager
-def cluster_network(cluster: RayCluster) -> Iterator[None]:
-    """Run the block's Ray driver in the cluster's network namespace."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    home = os.open("/proc/self/ns/net", os.O_RDONLY)
-    target = os.open(cluster.namespace, os.O_RDONLY)
-    try:
-        if libc.setns(target, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), "setns into the Ray cluster's network namespace")
-        yield
-    finally:
-        libc.setns(home, CLONE_NEWNET)
-        os.close(home)
-        os.close(target)
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,10 @@
 """LUT construction: ΔmAP bookkeeping and parallel variant training."""
 
 import os
+import pickle
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -11,7 +14,7 @@ import pytest
 from mgral_pipelines import detector as adapter
 from mgral_pipelines.execution import Executor, RayParams
 from mgral_pipelines.mgral import variants
-from tests.ray_cluster import cluster_network
+from tests.ray_cluster import REPO
 
 
 def test_delta_map_is_taken_against_the_reference():
@@ -44,6 +47,16 @@ def test_parallel_workers_give_the_same_variants_as_sequential(detector_dataset,
     parallel = variants.train_variants(jobs(tmp_path / "par"), Executor(workers=2))
     strip = [{k: v for k, v in r.items() if k != "train_time_s"} for r in sequential]
     assert [{k: v for k, v in r.items() if k != "train_time_s"} for r in parallel] == strip
+
+
+DRIVER = """
+import pickle, sys
+from pathlib import Path
+from mgral_pipelines.mgral import variants
+jobs, executor = pickle.loads((Path(sys.argv[1]) / "jobs.pkl").read_bytes())
+results = variants.train_variants(jobs, executor)
+(Path(sys.argv[1]) / "results.pkl").write_bytes(pickle.dumps(results))
+"""
 
 
 def _running_variant_task(cluster) -> int | None:
@@ -96,11 +109,16 @@ def test_variants_on_a_ray_cluster_equal_local_ones_despite_a_killed_worker(
     killer.start()
     executor = Executor(kind="ray", ray=RayParams(address=ray_cluster.address, num_cpus=1,
                                                   max_retries=2))
+    # The Ray driver runs in the cluster's network namespace, as a subprocess.
+    (tmp_path / "jobs.pkl").write_bytes(pickle.dumps((jobs, executor)))
     try:
-        with cluster_network(ray_cluster):
-            remote = variants.train_variants(jobs, executor)
+        driver = subprocess.run(ray_cluster.command([sys.executable, "-c", DRIVER, str(tmp_path)]),
+                                env=ray_cluster.env(), cwd=REPO, capture_output=True, text=True,
+                                timeout=900)
     finally:
         killer.join()
+    assert driver.returncode == 0, driver.stderr[-5000:]
+    remote = pickle.loads((tmp_path / "results.pkl").read_bytes())
     assert killed, "no variant task was seen running on the cluster"
     # The killed variant was re-run; every variant equals the local one (same seed, 1 thread).
     strip = [{k: v for k, v in r.items() if k != "train_time_s"} for r in local]
