@@ -3,6 +3,8 @@ resources, shipped files, errors. The two-node cluster tests are next to the LUT
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -44,6 +46,23 @@ def _count_then_fail(n: int):
         raise ValueError(f"curve {n} broke after {n} cycles")
 
 
+def _die_once_then_count(job: tuple[str, int]):
+    """Yields 0..n-1; on its first attempt its worker process dies (SIGKILL) after item 0."""
+    marker, n = job
+    for i in range(n):
+        yield i
+        if i == 0 and not Path(marker).exists():
+            Path(marker).touch()
+            os.kill(os.getpid(), signal.SIGKILL)  # this task's own worker, of the test's instance
+
+
+def _die_once(marker: str) -> int:
+    if not Path(marker).exists():
+        Path(marker).touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return os.getpid()
+
+
 def test_private_instance_tasks_files_and_errors(tmp_path, monkeypatch):
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     image = tmp_path / "image.png"
@@ -78,6 +97,17 @@ def test_private_instance_tasks_files_and_errors(tmp_path, monkeypatch):
         assert received == [(0, 0), (0, 1), (0, 2)]
         assert sorted(stream_tasks(_count_then_fail, [1, 2], executor, desc="curves")) == [
             (0, 0), (1, 0), (1, 1)]
+
+        # A task whose worker dies is re-run: a curve streams every item once, in order.
+        executor_with_retries = Executor(kind="ray", ray=RayParams(num_cpus=2, max_retries=1))
+        streamed = list(stream_tasks(_die_once_then_count, [(str(tmp_path / "curve"), 3)],
+                                     executor_with_retries, desc="curves"))
+        assert streamed == [(0, 0), (0, 1), (0, 2)] and (tmp_path / "curve").exists()
+        # (run_tasks' retry: tests/mgral/test_variants.py, on the two-node cluster.) Without
+        # retries the worker's death fails the call with Ray's own error.
+        no_retries = Executor(kind="ray", ray=RayParams(num_cpus=2, max_retries=0))
+        with pytest.raises(ray.exceptions.WorkerCrashedError):
+            run_tasks(_die_once, [str(tmp_path / "dies")], no_retries, desc="die")
 
         # The instance has no GPU: asking for one fails now instead of waiting forever.
         gpu = Executor(kind="ray", ray=RayParams(num_gpus=0.5))
