@@ -68,8 +68,8 @@ def main() -> None:
         return [variants.VariantJob(
             name=name, unlabelled_ids=batch, records=manifest["images"], annotations=annotations,
             classes=manifest["classes"], labelled_ids=labelled, val_ids=val, config=config,
-            semi=semi, initial_weights=weights, run_dir=str(work / tag / name),
-            torch_threads=None) for name, batch in named]
+            semi=semi, initial_weights=weights, run_dir=str(work / tag / name))
+            for name, batch in named]
 
     started = time.perf_counter()
     sequential = variants.train_variants(jobs("sequential"), Executor())

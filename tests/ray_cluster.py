@@ -1,9 +1,10 @@
 """A real two-node Ray cluster for the tests: a head and a worker node, started with `ray start`.
 
 Both nodes and every Ray driver of the tests (a subprocess: `RayCluster.command`) live in a
-private network namespace that has only the loopback interface. Ray on Linux advertises the host's network address (it replaces
-127.0.0.1 by it), so outside such a namespace a "local" cluster would talk over the host's
-address; inside it, every Ray address is 127.0.0.1 and no packet can leave the namespace.
+private network namespace that has only the loopback interface. Ray on Linux advertises the
+host's network address (it replaces 127.0.0.1 by it), so outside such a namespace a "local"
+cluster would talk over the host's address; inside it, every Ray address is 127.0.0.1 and no
+packet can leave the namespace.
 
 Each node is a `ray start --block` process with its own temp dir; stopping the cluster sends
 SIGTERM to those two processes (started here, stopped by their ids), which stop their own Ray

@@ -40,11 +40,12 @@ def test_parallel_workers_give_the_same_variants_as_sequential(detector_dataset,
             name=name, unlabelled_ids=ids, records=data.records, annotations=known,
             classes=data.classes, labelled_ids=labelled, val_ids=data.val_ids, config=config,
             semi=adapter.SemiSupervisedConfig(pseudo_label_conf=0.1), initial_weights=base,
-            run_dir=str(folder / name), torch_threads=1,
+            run_dir=str(folder / name),
         ) for name, ids in (("reference", []), ("batch_0", unlabelled))]
 
-    sequential = variants.train_variants(jobs(tmp_path / "seq"), Executor(workers=1))
-    parallel = variants.train_variants(jobs(tmp_path / "par"), Executor(workers=2))
+    one_thread = {"torch_threads": 1}
+    sequential = variants.train_variants(jobs(tmp_path / "seq"), Executor(workers=1, **one_thread))
+    parallel = variants.train_variants(jobs(tmp_path / "par"), Executor(workers=2, **one_thread))
     strip = [{k: v for k, v in r.items() if k != "train_time_s"} for r in sequential]
     assert [{k: v for k, v in r.items() if k != "train_time_s"} for r in parallel] == strip
 
@@ -87,7 +88,7 @@ def test_variants_on_a_ray_cluster_equal_local_ones_despite_a_killed_worker(
         name=name, unlabelled_ids=ids, records=data.records, annotations=known,
         classes=data.classes, labelled_ids=labelled, val_ids=data.val_ids, config=config,
         semi=adapter.SemiSupervisedConfig(pseudo_label_conf=0.1), initial_weights=base,
-        run_dir=str(tmp_path / "runs" / name), torch_threads=None,
+        run_dir=str(tmp_path / "runs" / name),
     ) for name, ids in (("reference", []), ("batch_0", batches[0]), ("batch_1", batches[1]))]
     local = variants.train_variants(jobs, Executor(workers=1, torch_threads=1))
     written_locally = sorted((tmp_path / "runs").rglob("*"))

@@ -16,9 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
 from mgral_pipelines import detector as adapter
 from mgral_pipelines import execution
 
@@ -40,18 +37,11 @@ class VariantJob:
     semi: adapter.SemiSupervisedConfig
     initial_weights: bytes
     run_dir: str
-    torch_threads: int | None
 
 
 def train_variant(job: VariantJob) -> dict[str, Any]:
-    """Fine-tune one variant and return its mAP on V (runs in a worker process when parallel)."""
-    threads = torch.get_num_threads()
-    if job.torch_threads:
-        torch.set_num_threads(job.torch_threads)
-    try:
-        return _train_and_evaluate(_on_this_node(job))
-    finally:
-        torch.set_num_threads(threads)
+    """Fine-tune one variant and return its mAP on V (the executor sets torch's threads)."""
+    return _train_and_evaluate(_on_this_node(job))
 
 
 def _image_ids(job: VariantJob) -> set[str]:

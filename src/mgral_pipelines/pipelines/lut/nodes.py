@@ -64,7 +64,6 @@ def build_lut(
         records=image_index["images"], annotations=learner_labels, classes=image_index["classes"],
         labelled_ids=state["labelled_ids"], val_ids=sorted(eval_labels["val"]), config=config,
         semi=semi, initial_weights=for_cycle(checkpoints, state, "detector"),
-        torch_threads=params.torch_threads,
     )
     folder = run_dir / cycle_key(state) / "lut"
     jobs = [variants.VariantJob(name="reference", unlabelled_ids=[],
