@@ -29,10 +29,9 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import matplotlib.pyplot as plt
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from tqdm.auto import tqdm
 
 from mgral_pipelines import al_state, benchmark_tracking, execution
@@ -40,6 +39,7 @@ from mgral_pipelines.config import DatasetParams
 from mgral_pipelines.datasets import write_atomically
 from mgral_pipelines.pipelines.agent.nodes import train_agent
 from mgral_pipelines.pipelines.al_cycle.nodes import annotate_from_oracle, update_state
+from mgral_pipelines.pipelines.benchmark.params import BenchmarkParams
 from mgral_pipelines.pipelines.common import cycle_key
 from mgral_pipelines.pipelines.detector.nodes import evaluate_detector, train_detector
 from mgral_pipelines.pipelines.embedding.nodes import (
@@ -50,67 +50,9 @@ from mgral_pipelines.pipelines.embedding.nodes import (
 from mgral_pipelines.pipelines.lut.nodes import build_lut
 from mgral_pipelines.pipelines.prepare.nodes import evaluation_labels, initial_state
 from mgral_pipelines.pipelines.query.nodes import select_query
-from mgral_pipelines.strategies import STRATEGIES, get_strategy
+from mgral_pipelines.strategies import get_strategy
 
 logger = logging.getLogger(__name__)
-
-
-
-class BenchmarkParams(BaseModel):
-    """Strategies × seeds × cycles (`benchmark` in parameters_benchmark.yml).
-
-    A seed fixes the split (val / test / initial sizes from `dataset.splits`) and seeds the
-    strategy, the detector training, the LUT's candidate batches and the MGRAL policy.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    strategies: list[str] = Field(min_length=1, description="registered strategy names")
-    seeds: list[int] = Field(min_length=1, description="one fixed split and run per seed")
-    cycles: int = Field(ge=1, description="query rounds; the curve has cycles + 1 points")
-    budget: int = Field(ge=1, description="images queried per cycle (overrides al.budget)")
-    output_dir: str = Field(
-        "data/08_reporting/benchmark", description="its runs/ folder holds the resume points"
-    )
-    strategy_options: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="per-strategy config overrides, e.g. {ppal: {...}}"
-    )
-    class_report_conf: float = Field(
-        0.25, gt=0, lt=1, description="detections this confident count as predicted objects"
-    )
-    keep_scratch: bool = Field(
-        False, description="keep ultralytics' folders under <detector.run_dir>/benchmark/ (local)"
-    )
-    executor: Literal["local", "ray"] = Field(
-        "local", description="local: curves one after another here; ray: one Ray task per curve"
-    )
-    ray: execution.RayParams = Field(
-        default_factory=execution.RayParams, description="executor: ray settings"
-    )
-
-    @field_validator("strategies", "seeds")
-    @classmethod
-    def _unique(cls, values: list[Any]) -> list[Any]:
-        if len(set(values)) != len(values):
-            raise ValueError(f"duplicates in {values}")
-        return values
-
-    @field_validator("strategies")
-    @classmethod
-    def _registered(cls, names: list[str]) -> list[str]:
-        unknown = [name for name in names if name not in STRATEGIES]
-        if unknown:
-            raise ValueError(f"unknown strategies {unknown}; valid: {sorted(STRATEGIES)}")
-        return names
-
-    @model_validator(mode="after")
-    def _options_for_listed_strategies(self) -> BenchmarkParams:
-        stray = sorted(set(self.strategy_options) - set(self.strategies))
-        if stray:
-            raise ValueError(f"strategy_options for strategies not benchmarked: {stray}")
-        for name, options in self.strategy_options.items():
-            get_strategy(name, **options)  # unknown option names fail here, before any training
-        return self
 
 
 # --------------------------------------------------------------------------------------------------
