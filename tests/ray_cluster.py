@@ -70,7 +70,10 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster
         port = 6390
         head_dir, worker_dir = root / "head", root / "worker"
         env = {**os.environ, "RAY_AUTH_MODE": "disabled", "TMPDIR": str(root),
-               "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": _pythonpath()}
+               "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": _pythonpath(),
+               # On a machine whose cores other jobs saturate, a node can miss Ray's health
+               # checks (5 x 3 s) and be declared dead; a killed worker is noticed regardless.
+               "RAY_health_check_failure_threshold": "100"}
         ray = str(Path(sys.executable).with_name("ray"))
         common = ["--block", "--num-cpus=1", "--num-gpus=0", "--disable-usage-stats"]
         address = f"127.0.0.1:{port}"

@@ -85,4 +85,3 @@ def executor_from(params: Any) -> Executor:
     """The Executor of a validated parameter model with `executor`, `ray` and maybe `workers`."""
     return Executor(kind=params.executor, workers=getattr(params, "workers", 1),
                     torch_threads=getattr(params, "torch_threads", None), ray=params.ray)
-
