@@ -200,7 +200,7 @@ def main() -> None:
             annotations={**state["labels"], **data.eval_labels["val"]}, classes=index["classes"],
             labelled_ids=state["labelled_ids"], val_ids=sorted(data.eval_labels["val"]),
             config=dataclasses.replace(semi_config, seed=seed), semi=semi,
-            initial_weights=checkpoint, run_dir=str(scratch / "semi" / name), torch_threads=None)
+            initial_weights=checkpoint, run_dir=str(scratch / "semi" / name))
         return variants.train_variant(job)[table["metric"]]
 
     references = {

@@ -99,3 +99,6 @@ def detector_dataset(tmp_path_factory: pytest.TempPathFactory) -> DetectorDatase
 
 # A real Label Studio server, once per session (see tests/label_studio_server.py).
 from tests.label_studio_server import label_studio  # noqa: E402, F401
+
+# A real Ray cluster on 127.0.0.1, once per session (see tests/ray_cluster.py).
+from tests.ray_cluster import ray_cluster  # noqa: E402, F401

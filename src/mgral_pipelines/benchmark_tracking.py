@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import mlflow
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 logger = logging.getLogger(__name__)
 
@@ -44,14 +45,25 @@ class ChildRun:
 
 @contextmanager
 def child_run(strategy: str, seed: int) -> Iterator[ChildRun]:
-    """A nested run `<strategy>/seed_<seed>` under the active run; FAILED if the body raises."""
+    """A nested run `<strategy>/seed_<seed>` under the active run; FAILED if the body raises.
+
+    Created through the client, not made the active run: the curves of a benchmark on Ray
+    finish in any order, so all their child runs are open at once.
+    """
     parent = mlflow.active_run()
     if parent is None:
         logger.debug("No active MLflow run: %s/seed_%d is not tracked", strategy, seed)
         yield ChildRun(None)
         return
-    with mlflow.start_run(
-        experiment_id=parent.info.experiment_id, run_name=f"{strategy}/seed_{seed}", nested=True,
-        tags={"strategy": strategy, "seed": str(seed), "benchmark_parent": parent.info.run_id},
-    ) as run:
+    client = mlflow.MlflowClient()
+    run = client.create_run(
+        experiment_id=parent.info.experiment_id, run_name=f"{strategy}/seed_{seed}",
+        tags={MLFLOW_PARENT_RUN_ID: parent.info.run_id, "strategy": strategy, "seed": str(seed),
+              "benchmark_parent": parent.info.run_id},
+    )
+    status = "FAILED"
+    try:
         yield ChildRun(run.info.run_id)
+        status = "FINISHED"
+    finally:
+        client.set_terminated(run.info.run_id, status=status)

@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from mgral_pipelines.execution.config import RayParams
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -185,8 +187,11 @@ class LUTParams(_Strict):
     clusters: int = Field(6, ge=1, description="k-means clusters of the embeddings used as strata")
     metric: Literal["map50_95", "map50"] = Field("map50_95", description="mAP on V used for ΔmAP")
     seed: int = Field(0, description="seeds the candidate batches (with the cycle number)")
-    workers: int = Field(1, ge=1, description="> 1 trains variants in parallel processes")
+    executor: Literal["local", "ray"] = Field(
+        "local", description="local: this machine (`workers` processes); ray: one Ray task each")
+    workers: int = Field(1, ge=1, description="local: > 1 trains variants in parallel processes")
     torch_threads: int | None = Field(None, ge=1, description="torch threads per worker")
+    ray: RayParams = Field(default_factory=RayParams, description="executor: ray settings")
     semi_supervised: dict[str, Any] = Field(
         default_factory=dict, description="SemiSupervisedConfig fields (detector/config.py)"
     )

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from mgral_pipelines import detector as adapter
+from mgral_pipelines.execution import Executor
 from mgral_pipelines.mgral import variants
 
 
@@ -31,10 +32,11 @@ def test_parallel_workers_give_the_same_variants_as_sequential(detector_dataset,
             name=name, unlabelled_ids=ids, records=data.records, annotations=known,
             classes=data.classes, labelled_ids=labelled, val_ids=data.val_ids, config=config,
             semi=adapter.SemiSupervisedConfig(pseudo_label_conf=0.1), initial_weights=base,
-            run_dir=str(folder / name), torch_threads=1,
+            run_dir=str(folder / name),
         ) for name, ids in (("reference", []), ("batch_0", unlabelled))]
 
-    sequential = variants.train_variants(jobs(tmp_path / "seq"), workers=1)
-    parallel = variants.train_variants(jobs(tmp_path / "par"), workers=2)
+    one_thread = {"torch_threads": 1}
+    sequential = variants.train_variants(jobs(tmp_path / "seq"), Executor(workers=1, **one_thread))
+    parallel = variants.train_variants(jobs(tmp_path / "par"), Executor(workers=2, **one_thread))
     strip = [{k: v for k, v in r.items() if k != "train_time_s"} for r in sequential]
     assert [{k: v for k, v in r.items() if k != "train_time_s"} for r in parallel] == strip

@@ -3,24 +3,21 @@
 For each candidate batch S_k sampled from the pool, a variant of the cycle's detector D_t is
 fine-tuned on L_t (labels) plus S_k (pseudo-labels only, never oracle labels) with the loss
 L_S + w(t)·L_U. A reference variant is fine-tuned on L_t alone with the same schedule and seed.
-ΔmAP_k = mAP_V(variant_k) - mAP_V(reference). Variants are independent, so with `workers > 1`
-they train in parallel processes.
+ΔmAP_k = mAP_V(variant_k) - mAP_V(reference). Variants are independent, so they run through an
+`execution.Executor`: in parallel local processes, or as Ray tasks that get their images and
+checkpoint through Ray's object store.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-from tqdm.auto import tqdm
-
 from mgral_pipelines import detector as adapter
+from mgral_pipelines import execution
 
 logger = logging.getLogger(__name__)
 
@@ -40,18 +37,27 @@ class VariantJob:
     semi: adapter.SemiSupervisedConfig
     initial_weights: bytes
     run_dir: str
-    torch_threads: int | None
 
 
 def train_variant(job: VariantJob) -> dict[str, Any]:
-    """Fine-tune one variant and return its mAP on V (runs in a worker process when parallel)."""
-    threads = torch.get_num_threads()
-    if job.torch_threads:
-        torch.set_num_threads(job.torch_threads)
-    try:
-        return _train_and_evaluate(job)
-    finally:
-        torch.set_num_threads(threads)
+    """Fine-tune one variant and return its mAP on V (the executor sets torch's threads)."""
+    return _train_and_evaluate(_on_this_node(job))
+
+
+def _image_ids(job: VariantJob) -> set[str]:
+    """The images a variant reads: L_t, its batch and V."""
+    return {*job.labelled_ids, *job.unlabelled_ids, *job.val_ids}
+
+
+def _on_this_node(job: VariantJob) -> VariantJob:
+    """The job with node-local image files and scratch folder (unchanged outside Ray tasks)."""
+    if not execution.in_ray_task():
+        return job
+    ids = _image_ids(job)
+    records = [{**r, "file": execution.local_file(r["file"])}
+               for r in job.records if r["image_id"] in ids]
+    return dataclasses.replace(job, records=records,
+                               run_dir=str(execution.scratch_dir(job.run_dir)))
 
 
 def _train_and_evaluate(job: VariantJob) -> dict[str, Any]:
@@ -72,15 +78,10 @@ def _train_and_evaluate(job: VariantJob) -> dict[str, Any]:
     }
 
 
-def train_variants(jobs: list[VariantJob], workers: int) -> list[dict[str, Any]]:
-    """Train every job, in `workers` spawned processes when > 1; results in job order."""
-    if workers <= 1:
-        return [train_variant(job) for job in tqdm(jobs, desc="lut variants", unit="variant")]
-    # spawn: a forked torch/ultralytics process can deadlock on inherited thread pools.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = [pool.submit(train_variant, job) for job in jobs]
-        return [future.result() for future in tqdm(futures, desc="lut variants", unit="variant")]
+def train_variants(jobs: list[VariantJob], executor: execution.Executor) -> list[dict[str, Any]]:
+    """Train every job where `executor` says; results in job order."""
+    files = [r["file"] for job in jobs for r in job.records if r["image_id"] in _image_ids(job)]
+    return execution.run_tasks(train_variant, jobs, executor, desc="lut variants", files=files)
 
 
 def delta_map_table(results: list[dict[str, Any]], metric: str) -> dict[str, Any]:

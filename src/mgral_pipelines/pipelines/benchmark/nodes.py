@@ -1,7 +1,8 @@
 """Benchmark nodes: run strategies × seeds × cycles, then the AL curve, its plot and the summary.
 
-The rooms: `runner.py` runs the cycles (with resume points), `statistics.py` holds the paired
-comparison with random and its intervals, `plots.py` draws the curves.
+The rooms: `params.py` validates `benchmark`, `runner.py` runs the cycles (with resume points),
+`statistics.py` holds the paired comparison with random and its intervals, `plots.py` draws the
+curves.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from typing import Any
 import pandas as pd
 
 from mgral_pipelines.pipelines.benchmark.plots import plot_al_curve
-from mgral_pipelines.pipelines.benchmark.runner import BenchmarkParams, run_benchmark, seed_data
+from mgral_pipelines.pipelines.benchmark.params import BenchmarkParams
+from mgral_pipelines.pipelines.benchmark.runner import run_benchmark, seed_data
 from mgral_pipelines.pipelines.benchmark.statistics import (
     labels_to_reach,
     normalised_auc,

@@ -8,30 +8,38 @@ of a seed, so its detector is trained once per seed and shared.
 
 Each finished cycle is saved as `<output_dir>/runs/<strategy>/seed_<s>/cycle_<t>.json` (atomic
 write) with the state it produced; a re-run skips what is saved and continues from there.
+
+Each (strategy, seed) curve is one job of `execution.stream_tasks`: with `executor: local` the
+curves run one after another in this process (a seed's cycle-0 detector is trained once and
+shared); with `executor: ray` every curve is a Ray task that streams its cycles back as they
+finish (each task trains its own cycle-0 detector, the same for the same seed and settings). Only
+this process writes the resume points and MLflow child runs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
 import logging
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from tqdm.auto import tqdm
 
-from mgral_pipelines import al_state, benchmark_tracking
+from mgral_pipelines import al_state, benchmark_tracking, execution
 from mgral_pipelines.config import DatasetParams
 from mgral_pipelines.datasets import write_atomically
 from mgral_pipelines.pipelines.agent.nodes import train_agent
 from mgral_pipelines.pipelines.al_cycle.nodes import annotate_from_oracle, update_state
+from mgral_pipelines.pipelines.benchmark.params import BenchmarkParams
 from mgral_pipelines.pipelines.common import cycle_key
 from mgral_pipelines.pipelines.detector.nodes import evaluate_detector, train_detector
 from mgral_pipelines.pipelines.embedding.nodes import (
@@ -42,61 +50,9 @@ from mgral_pipelines.pipelines.embedding.nodes import (
 from mgral_pipelines.pipelines.lut.nodes import build_lut
 from mgral_pipelines.pipelines.prepare.nodes import evaluation_labels, initial_state
 from mgral_pipelines.pipelines.query.nodes import select_query
-from mgral_pipelines.strategies import STRATEGIES, get_strategy
+from mgral_pipelines.strategies import get_strategy
 
 logger = logging.getLogger(__name__)
-
-
-
-class BenchmarkParams(BaseModel):
-    """Strategies × seeds × cycles (`benchmark` in parameters_benchmark.yml).
-
-    A seed fixes the split (val / test / initial sizes from `dataset.splits`) and seeds the
-    strategy, the detector training, the LUT's candidate batches and the MGRAL policy.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    strategies: list[str] = Field(min_length=1, description="registered strategy names")
-    seeds: list[int] = Field(min_length=1, description="one fixed split and run per seed")
-    cycles: int = Field(ge=1, description="query rounds; the curve has cycles + 1 points")
-    budget: int = Field(ge=1, description="images queried per cycle (overrides al.budget)")
-    output_dir: str = Field(
-        "data/08_reporting/benchmark", description="its runs/ folder holds the resume points"
-    )
-    strategy_options: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="per-strategy config overrides, e.g. {ppal: {...}}"
-    )
-    class_report_conf: float = Field(
-        0.25, gt=0, lt=1, description="detections this confident count as predicted objects"
-    )
-    keep_scratch: bool = Field(
-        False, description="keep ultralytics' folders under <detector.run_dir>/benchmark/"
-    )
-
-    @field_validator("strategies", "seeds")
-    @classmethod
-    def _unique(cls, values: list[Any]) -> list[Any]:
-        if len(set(values)) != len(values):
-            raise ValueError(f"duplicates in {values}")
-        return values
-
-    @field_validator("strategies")
-    @classmethod
-    def _registered(cls, names: list[str]) -> list[str]:
-        unknown = [name for name in names if name not in STRATEGIES]
-        if unknown:
-            raise ValueError(f"unknown strategies {unknown}; valid: {sorted(STRATEGIES)}")
-        return names
-
-    @model_validator(mode="after")
-    def _options_for_listed_strategies(self) -> BenchmarkParams:
-        stray = sorted(set(self.strategy_options) - set(self.strategies))
-        if stray:
-            raise ValueError(f"strategy_options for strategies not benchmarked: {stray}")
-        for name, options in self.strategy_options.items():
-            get_strategy(name, **options)  # unknown option names fail here, before any training
-        return self
 
 
 # --------------------------------------------------------------------------------------------------
@@ -222,7 +178,10 @@ def _make_run(strategy: str, data: _SeedData, params: BenchmarkParams, detector:
     if needs & {"embeddings", "policy"}:
         settings["embedding"] = embedding
     if "policy" in needs:
-        settings.update(lut=run_lut, agent=run_agent)
+        # Where the variants train does not change them: moving to Ray keeps the resume points
+        # (and the digests of runs saved before these keys existed).
+        settings.update(lut={k: v for k, v in run_lut.items() if k not in ("executor", "ray")},
+                        agent=run_agent)
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
     return _Run(strategy, seed, Path(params.output_dir) / "runs" / strategy / f"seed_{seed}",
                 run_detector, run_al, run_lut, run_agent, needs, digest[:16])
@@ -318,34 +277,68 @@ def load_finished_cycles(run: _Run, cycles: int) -> list[dict[str, Any]]:
     return records
 
 
-def _run_strategy(run: _Run, data: _SeedData, first: _Detector, params: BenchmarkParams,
-                  detector_for: Callable[[dict[str, Any]], _Detector],
-                  progress: tqdm) -> list[dict[str, Any]]:
-    records = load_finished_cycles(run, params.cycles)
-    if records:
-        logger.info("Benchmark %s: cycles 0-%d already done, resuming", run.name, len(records) - 1)
-    progress.update(len(records))
-    with benchmark_tracking.child_run(run.strategy, run.seed) as tracker:
-        for record in records:
-            tracker.log_cycle(record)
-        state = records[-1]["next_state"] if records else data.initial_state
-        for t in range(len(records), params.cycles + 1):
-            detector = first if t == 0 else detector_for(state)
-            record = _run_cycle(state, run, data, detector, t == params.cycles,
-                                params.class_report_conf)
-            write_atomically(run.folder / f"cycle_{t}.json", json.dumps(record, indent=1).encode())
-            if not params.keep_scratch:
-                shutil.rmtree(Path(run.detector["run_dir"]) / f"cycle_{t}", ignore_errors=True)
-            tracker.log_cycle(record)
-            records.append(record)
-            state = record["next_state"]
-            test = record["metrics"]["test"]
-            logger.info(
-                "Benchmark %s cycle %d/%d: %d labelled, test mAP50-95=%.4f mAP50=%.4f (%.0f s)",
-                run.name, t, params.cycles, record["n_labelled"], test["map50_95"], test["map50"],
-                record["wall_time_s"])
-            progress.update(1)
-    return records
+@dataclass(frozen=True)
+class _CurveJob:
+    """One (strategy, seed) curve, continued after its saved cycles `done`."""
+
+    run: _Run
+    data: _SeedData
+    first: _Detector
+    params: BenchmarkParams
+    done: list[dict[str, Any]]
+
+
+def _curve(job: _CurveJob) -> Iterator[dict[str, Any]]:
+    """The curve's remaining cycles, one record each (no I/O besides ultralytics' scratch)."""
+    run, data, first = _on_this_node(job)
+    params = job.params
+    detector_for = functools.partial(_Detector, data=data, detector=run.detector,
+                                     embedding=first.embedding, al=run.al)
+    state = job.done[-1]["next_state"] if job.done else data.initial_state
+    for t in range(len(job.done), params.cycles + 1):
+        detector = first if t == 0 else detector_for(state)
+        record = _run_cycle(state, run, data, detector, t == params.cycles,
+                            params.class_report_conf)
+        if not params.keep_scratch:
+            shutil.rmtree(Path(run.detector["run_dir"]) / f"cycle_{t}", ignore_errors=True)
+        yield record
+        state = record["next_state"]
+
+
+def _on_this_node(job: _CurveJob) -> tuple[_Run, _SeedData, _Detector]:
+    """In a Ray task: node-local images and checkpoint, a task-private scratch folder."""
+    if not execution.in_ray_task():
+        return job.run, job.data, job.first
+    images = [{**r, "file": execution.local_file(r["file"])}
+              for r in job.data.image_index["images"]]
+    data = dataclasses.replace(job.data, image_index={**job.data.image_index, "images": images})
+
+    def local(detector: dict[str, Any]) -> dict[str, Any]:
+        moved = {**detector, "run_dir": str(execution.scratch_dir(detector["run_dir"]))}
+        if detector.get("weights"):
+            moved["weights"] = execution.local_file(detector["weights"])
+        return moved
+
+    first = job.first
+    return (dataclasses.replace(job.run, detector=local(job.run.detector)), data,
+            _Detector(first.state, data, local(first.detector), first.embedding, first.al))
+
+
+def _shipped_files(image_index: dict[str, Any], detector: dict[str, Any]) -> list[str]:
+    weights = [detector["weights"]] if detector.get("weights") else []
+    return [r["file"] for r in image_index["images"]] + weights
+
+
+def _save(run: _Run, record: dict[str, Any], tracker: benchmark_tracking.ChildRun,
+          cycles: int) -> None:
+    write_atomically(run.folder / f"cycle_{record['cycle']}.json",
+                     json.dumps(record, indent=1).encode())
+    tracker.log_cycle(record)
+    test = record["metrics"]["test"]
+    logger.info(
+        "Benchmark %s cycle %d/%d: %d labelled, test mAP50-95=%.4f mAP50=%.4f (%.0f s)",
+        run.name, record["cycle"], cycles, record["n_labelled"], test["map50_95"], test["map50"],
+        record["wall_time_s"])
 
 
 def _check_pool(image_index: dict[str, Any], dataset: dict[str, Any],
@@ -368,22 +361,40 @@ def run_benchmark(
     """Every (strategy, seed, cycle): test mAP, query, queried classes, timings (no states)."""
     params = BenchmarkParams(**benchmark)
     _check_pool(image_index, dataset, params)
-    units = len(params.strategies) * len(params.seeds) * (params.cycles + 1)
-    results = []
-    with tqdm(total=units, desc="benchmark", unit="cycle") as progress:
-        for seed in params.seeds:
-            data = seed_data(image_index, oracle, dataset, seed)
-            runs = [_make_run(s, data, params, detector, embedding, lut, agent, al)
-                    for s in params.strategies]
-            # D_0 (and its embeddings and pool predictions) is the same for every strategy.
-            shared = {**runs[0].detector, "run_dir": _scratch(detector, "shared", seed)}
-            first = _Detector(data.initial_state, data, shared, embedding, runs[0].al)
-            for run in runs:
-                detector_for = functools.partial(_Detector, data=data, detector=run.detector,
-                                                 embedding=embedding, al=run.al)
-                results += _run_strategy(run, data, first, params, detector_for, progress)
-            if not params.keep_scratch:
-                shutil.rmtree(first.detector["run_dir"], ignore_errors=True)
+    jobs = []
+    for seed in params.seeds:
+        data = seed_data(image_index, oracle, dataset, seed)
+        runs = [_make_run(s, data, params, detector, embedding, lut, agent, al)
+                for s in params.strategies]
+        # D_0 (and its embeddings and pool predictions) is the same for every strategy.
+        shared = {**runs[0].detector, "run_dir": _scratch(detector, "shared", seed)}
+        first = _Detector(data.initial_state, data, shared, embedding, runs[0].al)
+        jobs += [_CurveJob(run, data, first, params, load_finished_cycles(run, params.cycles))
+                 for run in runs]
+    results = [record for job in jobs for record in job.done]
+    units = len(jobs) * (params.cycles + 1)
+    with tqdm(total=units, desc="benchmark", unit="cycle") as progress, ExitStack() as stack:
+        trackers = [stack.enter_context(benchmark_tracking.child_run(job.run.strategy,
+                                                                     job.run.seed))
+                    for job in jobs]
+        for job, tracker in zip(jobs, trackers):
+            if job.done:
+                logger.info("Benchmark %s: cycles 0-%d already done, resuming", job.run.name,
+                            len(job.done) - 1)
+            for record in job.done:
+                tracker.log_cycle(record)
+        progress.update(len(results))
+        todo = [i for i, job in enumerate(jobs) if len(job.done) <= params.cycles]
+        for index, record in execution.stream_tasks(
+                _curve, [jobs[i] for i in todo], execution.executor_from(params),
+                desc="benchmark curves", files=_shipped_files(image_index, detector)):
+            index = todo[index]
+            _save(jobs[index].run, record, trackers[index], params.cycles)
+            results.append(record)
+            progress.update(1)
+    if not params.keep_scratch:
+        for job in jobs:
+            shutil.rmtree(job.first.detector["run_dir"], ignore_errors=True)
     order = {name: i for i, name in enumerate(params.strategies)}
     results.sort(key=lambda r: (order[r["strategy"]], r["seed"], r["cycle"]))
     return [{k: v for k, v in r.items() if k not in ("state", "next_state")} for r in results]

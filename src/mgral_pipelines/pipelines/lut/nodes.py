@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from mgral_pipelines import detector as adapter
+from mgral_pipelines import execution
 from mgral_pipelines.config import AgentParams, ALParams, LUTParams
 from mgral_pipelines.mgral import variants
 from mgral_pipelines.mgral.candidates import pool_strata, sample_candidate_batches
@@ -63,7 +64,6 @@ def build_lut(
         records=image_index["images"], annotations=learner_labels, classes=image_index["classes"],
         labelled_ids=state["labelled_ids"], val_ids=sorted(eval_labels["val"]), config=config,
         semi=semi, initial_weights=for_cycle(checkpoints, state, "detector"),
-        torch_threads=params.torch_threads,
     )
     folder = run_dir / cycle_key(state) / "lut"
     jobs = [variants.VariantJob(name="reference", unlabelled_ids=[],
@@ -72,7 +72,8 @@ def build_lut(
                                  run_dir=str(folder / f"batch_{k}"), **common)
              for k, batch in enumerate(candidates)]
     started = time.perf_counter()
-    table = variants.delta_map_table(variants.train_variants(jobs, params.workers), params.metric)
+    executor = execution.executor_from(params)
+    table = variants.delta_map_table(variants.train_variants(jobs, executor), params.metric)
     seconds = time.perf_counter() - started
 
     for entry, batch in zip(table["entries"], candidates, strict=True):
