@@ -35,7 +35,13 @@ def _records(root):
 
 
 def _without_timings(records):
-    return {name: {k: v for k, v in r.items() if k not in TIMINGS} for name, r in records.items()}
+    """Records without wall-clock times, query scores rounded: a core-set's distances differ
+    between processes in the sixth significant digit (float noise in the embeddings); the
+    queried images, labels and later cycles must be identical."""
+    def rounded(query):
+        return query and {**query, "scores": [float(f"{x:.4g}") for x in query["scores"]]}
+    return {name: {k: rounded(v) if k == "query" else v for k, v in r.items() if k not in TIMINGS}
+            for name, r in records.items()}
 
 
 @pytest.mark.ray
