@@ -159,7 +159,7 @@ def fakes(monkeypatch):
 
     def train_detector(state, image_index, eval_labels, detector):
         trained.append((state["cycle"], len(state["labelled_ids"])))
-        return {cycle_key(state): b"weights"}, b"weights", {}
+        return {cycle_key(state): b"weights"}, {}
 
     def evaluate_detector(checkpoints, state, image_index, eval_labels, detector):
         n = len(state["labelled_ids"])

@@ -34,6 +34,10 @@ def test_mgral_cycle_builds_lut_trains_agent_and_queries(project):
     assert len(history) == 4  # 32 episodes / 8 per update
     logged = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
     assert {"lut", "agent", "agent_reward_curve.png"} <= logged
+    (version,) = mlflow.MlflowClient().search_model_versions("name='mgral-policy'")
+    assert (version.tags["mgral.strategy"], version.tags["mgral.cycle"]) == ("mgral", "0")
+    policy = mlflow.pyfunc.load_model("models:/mgral-policy/latest").unwrap_python_model()
+    assert policy.agent_config.hidden_size == 16  # the tiny profile's policy
 
 
 def _without_timings(project):
@@ -53,8 +57,8 @@ def test_lut_agent_and_query_never_read_the_pool_oracle(project):
     query_before = (project / "data/07_model_output/queries/cycle_0.csv").read_text()
 
     # Without the oracle file any read of it fails, so identical outputs prove none happened.
-    (project / "data/03_primary/oracle_annotations.json").unlink()
-    (project / "data/02_intermediate/manifest.json").unlink()  # the import, labels included
+    shutil.rmtree(project / "data/03_primary/oracle_annotations.json")  # every version
+    shutil.rmtree(project / "data/02_intermediate/manifest.json")  # the import, labels included
     raw = project / "data/01_raw/embedded_tiny"  # the generated YOLO labels and COCO JSON
     shutil.rmtree(raw / "labels")
     (raw / "annotations_coco.json").unlink()

@@ -104,7 +104,7 @@ class _Detector:
 
     @functools.cached_property
     def checkpoints(self) -> dict[str, Callable[[], bytes]]:
-        trained, _, _ = _time(self.timings, "train_detector", lambda: train_detector(
+        trained, _ = _time(self.timings, "train_detector", lambda: train_detector(
             self.state, self.data.image_index, self.data.eval_labels, self.detector))
         return _partitions(trained)
 
