@@ -65,7 +65,10 @@ def test_each_cycle_is_a_new_version_tagged_and_loadable_by_name(store):
     embeddings = np.random.default_rng(0).normal(size=(7, 5)).astype(np.float32)
     scores = latest.predict(embeddings.tolist())
     policy = latest.unwrap_python_model().policy
-    np.testing.assert_allclose(scores, score_pool(policy, embeddings, 4), rtol=1e-6)
+    config = latest.unwrap_python_model().agent_config
+    np.testing.assert_allclose(scores, score_pool(policy, embeddings, config.sequence_length,
+                                                  config.scoring_contexts, seed=config.seed),
+                               rtol=1e-6)
     # The latest version holds cycle 1's weights, not cycle 0's.
     first = mlflow.pyfunc.load_model("models:/mgral-policy/1")
     assert not np.allclose(first.predict(embeddings.tolist()), scores)

@@ -99,11 +99,12 @@ class DetectorModel(PythonModel):
 
 
 class PolicyModel(PythonModel):
-    """A cycle's MGRAL policy: `predict(embeddings)` -> one selection score per row.
+    """A cycle's MGRAL policy: `predict(rows)` -> one selection score per row (image).
 
-    Rows are image embeddings in the space the policy was trained on: that cycle's
-    `data/04_feature/embeddings/cycle_<t>.npz` (PCA fitted on that cycle). Images are scored in
-    chunks of the policy's training sequence length, as the `mgral` strategy scores the pool.
+    A row is what the policy was trained on: `mgral.features.policy_inputs` of the image, i.e.
+    its embedding from that cycle's `data/04_feature/embeddings/cycle_<t>.npz` (PCA fitted on that
+    cycle), followed by features of D_t's detections when the policy reads them. Rows are scored
+    in random contexts of the training length, averaged, as the `mgral` strategy scores the pool.
     """
 
     def load_context(self, context: PythonModelContext) -> None:
@@ -116,8 +117,10 @@ class PolicyModel(PythonModel):
                 params: dict[str, Any] | None = None) -> list[float]:
         from mgral_pipelines.mgral.agent import score_pool
 
-        embeddings = np.asarray(model_input, dtype=np.float32)
-        return score_pool(self.policy, embeddings, self.agent_config.sequence_length).tolist()
+        config = self.agent_config
+        rows = np.asarray(model_input, dtype=np.float32)
+        return score_pool(self.policy, rows, config.sequence_length, config.scoring_contexts,
+                          seed=config.seed).tolist()
 
 
 class RegisteredModelDataset(MlflowModelTrackingDataset):
