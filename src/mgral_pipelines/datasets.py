@@ -56,8 +56,9 @@ def write_atomically(path: Path, data: bytes) -> None:
         raise
 
 
-class _Storage:
-    """An fsspec filesystem and a path on it, as kedro-datasets build them."""
+class Storage:
+    """An fsspec filesystem and a path on it, as kedro-datasets build them (also used by the
+    annotation package dataset)."""
 
     def __init__(self, location: str, credentials: dict[str, Any] | None,
                  fs_args: dict[str, Any] | None) -> None:
@@ -84,7 +85,7 @@ class AtomicFileDataset(AbstractDataset[Any, Any]):
                  fs_args: dict[str, Any] | None = None,
                  metadata: dict[str, Any] | None = None) -> None:
         self._location = filepath
-        self._storage = _Storage(filepath, credentials, fs_args)
+        self._storage = Storage(filepath, credentials, fs_args)
         self._filepath = self._storage.path  # the path on its filesystem, as kedro-datasets keep it
         self.metadata = metadata
 
@@ -155,7 +156,7 @@ class ALStateDataset(AbstractDataset[dict[str, Any], dict[int, dict[str, Any]]])
                  fs_args: dict[str, Any] | None = None,
                  metadata: dict[str, Any] | None = None) -> None:
         self._path = path
-        self._storage = _Storage(path, credentials, fs_args)
+        self._storage = Storage(path, credentials, fs_args)
         self.metadata = metadata
 
     def _cycle_files(self) -> dict[int, str]:

@@ -17,7 +17,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
@@ -27,6 +27,7 @@ from mgral_pipelines.annotation.batch import BatchImages
 from mgral_pipelines.annotation.coco_yolo import yolo_rows
 from mgral_pipelines.annotation.cvat import write_cvat
 from mgral_pipelines.annotation.label_studio import make_tasks
+from mgral_pipelines.datasets import Storage
 
 _README = """Annotation package of MGRAL cycle {cycle}: {count} images to label.
 
@@ -72,29 +73,48 @@ def build_package(batch: BatchImages, prelabels: Mapping[str, list[dict[str, Any
 
 
 class AnnotationPackageDataset(AbstractDataset[dict[str, Any], dict[str, str]]):
-    """Annotation packages, one folder per cycle: `<path>/cycle_<t>/`.
+    """Annotation packages, one folder per cycle: `<path>/cycle_<t>/`, on any fsspec filesystem
+    (`s3://bucket/annotation` with `credentials`, as kedro-datasets take them).
 
-    A package is written in a temporary folder and renamed into place, so a crash never leaves
-    half a package; images are hard-linked where the file system allows, else copied. `load()`
-    returns `{"cycle_<t>": folder}` of the packages written so far. Saving `{}` writes nothing
-    (the cycle's annotator does not use packages).
+    On the local filesystem a package is written in a temporary folder and renamed into place, so a
+    crash never leaves half a package, and images are hard-linked where the file system allows,
+    else copied. Elsewhere its files are uploaded one by one over any earlier package of the cycle
+    (the state that records the batch is saved after the package, so a crash is repaired by the
+    next run). `load()` returns `{"cycle_<t>": folder}` of the packages written so far (a local path,
+    or a URL such as `s3://...`). Saving `{}` writes nothing (the cycle's annotator does not use
+    packages). No kedro-datasets dataset writes a folder of text files and linked images.
     """
 
-    def __init__(self, path: str, metadata: dict[str, Any] | None = None) -> None:
-        self._path = Path(path)
+    def __init__(self, path: str, credentials: dict[str, Any] | None = None,
+                 fs_args: dict[str, Any] | None = None,
+                 metadata: dict[str, Any] | None = None) -> None:
+        self._location = path
+        self._storage = Storage(path, credentials, fs_args)
         self.metadata = metadata
 
     def load(self) -> dict[str, str]:
-        if not self._path.is_dir():
+        fs, root = self._storage.fs, str(self._storage.path)
+        if not fs.isdir(root):
             return {}
-        return {child.name: str(child) for child in sorted(self._path.glob("cycle_*")) if child.is_dir()}
+        folders = sorted(entry["name"] for entry in fs.ls(root, detail=True)
+                         if entry["type"] == "directory"
+                         and PurePosixPath(entry["name"]).name.startswith("cycle_"))
+        if self._storage.protocol == "file":
+            return {PurePosixPath(folder).name: folder for folder in folders}
+        return {PurePosixPath(folder).name: fs.unstrip_protocol(folder) for folder in folders}
 
     def save(self, data: dict[str, Any]) -> None:
         if not data:
             return
-        target = self._path / f"cycle_{data['cycle']}"
-        self._path.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=self._path, prefix=f".{target.name}."))
+        if self._storage.protocol == "file":
+            self._save_local(Path(self._storage.path), data)
+        else:
+            self._upload(data)
+
+    def _save_local(self, root: Path, data: dict[str, Any]) -> None:
+        target = root / f"cycle_{data['cycle']}"
+        root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=root, prefix=f".{target.name}."))
         try:
             for relative, text in data["files"].items():
                 (staging / relative).parent.mkdir(parents=True, exist_ok=True)
@@ -109,11 +129,22 @@ class AnnotationPackageDataset(AbstractDataset[dict[str, Any], dict[str, str]]):
             shutil.rmtree(staging, ignore_errors=True)
             raise
 
+    def _upload(self, data: dict[str, Any]) -> None:
+        fs = self._storage.fs
+        target = self._storage.child(f"cycle_{data['cycle']}")
+        if fs.exists(target):
+            fs.rm(target, recursive=True)
+        for relative, text in data["files"].items():
+            fs.pipe_file(f"{target}/{relative}", text.encode("utf-8"))
+        for name, source in data["images"].items():
+            fs.put_file(source, f"{target}/images/{name}")
+        fs.invalidate_cache(target)
+
     def _exists(self) -> bool:
         return bool(self.load())
 
     def _describe(self) -> dict[str, Any]:
-        return {"path": str(self._path)}
+        return {"path": self._location, "protocol": self._storage.protocol}
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
