@@ -12,7 +12,10 @@ is left here:
 - `CyclePartitionsDataset`: kedro-datasets' `PartitionedDataset` that loads `{}` from an empty
   folder instead of raising.
 
-All of them take fsspec paths (`s3://bucket/...`, `memory://...`, local paths) with `credentials`
+Two more live beside the code they serve: `annotation.package.AnnotationPackageDataset` (a folder of
+files and images for people to label) and `annotation.server.LabelStudioDataset` (a connection).
+
+All file datasets take fsspec paths (`s3://bucket/...`, `memory://...`, local paths) with `credentials`
 and `fs_args` as kedro-datasets do. On the local filesystem a file is written to a temporary
 sibling and renamed into place, so a crash mid-write leaves the old file intact; object stores
 (S3, GCS, ...) replace an object as a whole anyway.
