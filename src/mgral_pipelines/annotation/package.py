@@ -33,10 +33,11 @@ _README = """Annotation package of MGRAL cycle {cycle}: {count} images to label.
 
 Label the images with any tool, starting from the detector's boxes:
   - Label Studio: create a project with the labelling config below, import tasks.json
-    (images are referenced as {example}), then Export > JSON;
+    (images are referenced as {example}{serving}), then Export > JSON;
   - CVAT: create a task from images/, upload cvat_annotations.xml as "CVAT for images 1.1",
     then export the task as "CVAT for images 1.1";
-  - YOLO tools: images/ + labels/ (classes.txt, data.yaml); fix labels/*.txt in place.
+  - YOLO tools: images/ + labels/ (classes.txt, data.yaml); fix labels/*.txt in place. Every
+    image with a .txt counts as done: delete the files of images nobody has checked.
 An image returned without boxes counts as labelled with no objects.
 
 Then continue the cycle with the finished labels:
@@ -48,6 +49,10 @@ Classes: {classes}
 Label Studio labelling config:
 {config}
 """
+
+_LOCAL_FILES = (";\n    the server needs LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true, its "
+                "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT\n    as al.label_studio.document_root, "
+                "and a Local Files storage on the images' folder")
 
 
 def build_package(batch: BatchImages, prelabels: Mapping[str, list[dict[str, Any]]],
@@ -65,9 +70,10 @@ def build_package(batch: BatchImages, prelabels: Mapping[str, list[dict[str, Any
         rows = yolo_rows(prelabels.get(image_id, []), record["width"], record["height"])
         files[f"labels/{Path(batch.name(image_id)).stem}.txt"] = rows
     example = image_url(next(iter(batch.records.values())))
+    serving = _LOCAL_FILES if example.startswith("/data/local-files/") else ""
     files["README.txt"] = _README.format(cycle=batch.cycle, count=len(batch.records),
                                          classes=", ".join(batch.classes), example=example,
-                                         config=config)
+                                         serving=serving, config=config)
     images = {batch.name(image_id): record["file"] for image_id, record in batch.records.items()}
     return {"cycle": batch.cycle, "images": images, "files": files}
 
