@@ -10,6 +10,7 @@ from mgral_pipelines.datasets import (
     BinaryFileDataset,
     CyclePartitionsDataset,
     EmbeddingsDataset,
+    LabelFilesDataset,
     write_atomically,
 )
 
@@ -142,3 +143,16 @@ def test_cycle_partitions_load_empty_then_saved_cycles(tmp_path, memory_root, wh
     loaded = partitions.load()
     assert sorted(loaded) == ["cycle_0", "cycle_1"]
     assert loaded["cycle_0"]() == {"entries": [1]}
+
+
+def test_a_labels_file_saved_again_moves_the_old_one_to_the_archive(tmp_path):
+    store = LabelFilesDataset(path=str(tmp_path), filename_suffix=".json",
+                              dataset="json.JSONDataset")
+    store.save({"cycle_0": {"images": ["a"]}})
+    store.save({"cycle_1": {"images": ["b"]}})
+    assert not (tmp_path / "archive").exists()  # a new cycle replaces nothing
+    store.save({"cycle_0": {"images": ["a", "c"]}})
+    assert json.loads((tmp_path / "cycle_0.json").read_text()) == {"images": ["a", "c"]}
+    [old] = (tmp_path / "archive").rglob("cycle_0.json")
+    assert json.loads(old.read_text()) == {"images": ["a"]}
+    assert json.loads((tmp_path / "cycle_1.json").read_text()) == {"images": ["b"]}

@@ -10,7 +10,9 @@ is left here:
 - `ALStateDataset`: the AL state of every cycle, which archives superseded cycles instead of
   overwriting them (no kedro-datasets dataset keeps labels a user paid for that way);
 - `CyclePartitionsDataset`: kedro-datasets' `PartitionedDataset` that loads `{}` from an empty
-  folder instead of raising.
+  folder instead of raising;
+- `LabelFilesDataset`: the same, for the labels people returned, archiving a cycle's file that is
+  saved again instead of overwriting it.
 
 Two more live beside the code they serve: `annotation.package.AnnotationPackageDataset` (a folder of
 files and images for people to label) and `annotation.server.LabelStudioDataset` (a connection).
@@ -231,3 +233,21 @@ class CyclePartitionsDataset(PartitionedDataset):
             if "No partitions found" in str(error):
                 return {}
             raise
+
+
+class LabelFilesDataset(CyclePartitionsDataset):
+    """The labels people returned, one file per cycle: data nobody can recompute. A cycle's file
+    that is saved again (its batch imported once more, with other labels) first moves to
+    `<path>/archive/<UTC time>/`, so no earlier version is lost; the al_cycle node does not save
+    labels equal to the saved ones."""
+
+    def save(self, data: dict[str, Any]) -> None:
+        folder = self._normalized_path.rstrip("/")
+        replaced = [f"{folder}/{key}{self._filename_suffix}" for key in data]
+        replaced = [path for path in replaced if self._filesystem.isfile(path)]
+        if replaced:
+            archive = f"{folder}/archive/{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}"
+            self._filesystem.makedirs(archive, exist_ok=True)
+            for path in replaced:
+                self._filesystem.mv(path, f"{archive}/{PurePosixPath(path).name}")
+        super().save(data)
