@@ -17,6 +17,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -84,11 +85,13 @@ class AnnotationPackageDataset(AbstractDataset[dict[str, Any], dict[str, str]]):
 
     On the local filesystem a package is written in a temporary folder and renamed into place, so a
     crash never leaves half a package, and images are hard-linked where the file system allows,
-    else copied. Elsewhere its files are uploaded one by one over any earlier package of the cycle
-    (the state that records the batch is saved after the package, so a crash is repaired by the
-    next run). `load()` returns `{"cycle_<t>": folder}` of the packages written so far (a local path,
-    or a URL such as `s3://...`). Saving `{}` writes nothing (the cycle's annotator does not use
-    packages). No kedro-datasets dataset writes a folder of text files and linked images.
+    else copied. Elsewhere its files are uploaded one by one (the state that records the batch is
+    saved after the package, so a crash is repaired by the next run). A package of the same cycle
+    written before (a cycle run again, e.g. after a new `prepare`) moves to
+    `<path>/archive/<UTC time>/` first: people may have edited its labels/ in place. `load()`
+    returns `{"cycle_<t>": folder}` of the packages written so far (a local path, or a URL such as
+    `s3://...`). Saving `{}` writes nothing (the cycle's annotator does not use packages). No
+    kedro-datasets dataset writes a folder of text files and linked images.
     """
 
     def __init__(self, path: str, credentials: dict[str, Any] | None = None,
@@ -129,7 +132,9 @@ class AnnotationPackageDataset(AbstractDataset[dict[str, Any], dict[str, str]]):
             for name, source in data["images"].items():
                 _link_or_copy(Path(source), staging / "images" / name)
             if target.exists():
-                shutil.rmtree(target)
+                archive = root / "archive" / _now()
+                archive.mkdir(parents=True)
+                os.replace(target, archive / target.name)
             os.replace(staging, target)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
@@ -139,7 +144,8 @@ class AnnotationPackageDataset(AbstractDataset[dict[str, Any], dict[str, str]]):
         fs = self._storage.fs
         target = self._storage.child(f"cycle_{data['cycle']}")
         if fs.exists(target):
-            fs.rm(target, recursive=True)
+            fs.mv(target, self._storage.child(f"archive/{_now()}/cycle_{data['cycle']}"),
+                  recursive=True)
         for relative, text in data["files"].items():
             fs.pipe_file(f"{target}/{relative}", text.encode("utf-8"))
         for name, source in data["images"].items():
@@ -151,6 +157,10 @@ class AnnotationPackageDataset(AbstractDataset[dict[str, Any], dict[str, str]]):
 
     def _describe(self) -> dict[str, Any]:
         return {"path": self._location, "protocol": self._storage.protocol}
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
