@@ -75,6 +75,9 @@ def test_completing_a_batch_moves_the_finished_images_and_keeps_the_rest_in_the_
     assert following["history"][-1] == {"cycle": 0, "strategy": "random", "query_ids": ["b"],
                                         "n_labelled": 2, "annotator": "label_studio",
                                         "returned_to_pool": ["c"]}
+    # Labels that came back another way than the batch went (e.g. files instead of Label Studio).
+    returned = al_state.complete_batch(_awaiting(), {"b": box}, "files")
+    assert returned["history"][-1]["annotator"] == "files"
     with pytest.raises(ValueError, match="no image of the awaiting batch of cycle 0 is labelled"):
         al_state.complete_batch(_awaiting(), {})
     with pytest.raises(ValueError, match="not in the awaiting batch: \\['d'\\]"):

@@ -1,28 +1,63 @@
 import json
 
+import fsspec
+import numpy as np
 import pytest
 from kedro.io import DatasetError
 
-from mgral_pipelines.datasets import ALStateDataset, AtomicJSONDataset, BinaryFileDataset, write_atomically
+from mgral_pipelines.datasets import (
+    ALStateDataset,
+    BinaryFileDataset,
+    CyclePartitionsDataset,
+    EmbeddingsDataset,
+    LabelFilesDataset,
+    write_atomically,
+)
 
 
 def _state(cycle, labelled):
     return {"cycle": cycle, "labelled_ids": labelled, "pool_ids": [], "labels": {}, "history": []}
 
 
-def test_binary_and_json_round_trip(tmp_path):
-    binary = BinaryFileDataset(str(tmp_path / "a" / "w.pt"))
-    assert not binary.exists()
-    binary.save(b"\x00\x01weights")
-    assert binary.load() == b"\x00\x01weights"
-    document = AtomicJSONDataset(str(tmp_path / "doc.json"))
-    document.save({"x": [1, 2]})
-    assert document.load() == {"x": [1, 2]}
+@pytest.fixture
+def memory_root():
+    """A fresh folder on fsspec's in-memory filesystem (a stand-in for s3:// and friends)."""
+    fs = fsspec.filesystem("memory")
+    root = "/mgral-test"
+    if fs.exists(root):
+        fs.rm(root, recursive=True)
+    yield f"memory://{root}"
+    if fs.exists(root):
+        fs.rm(root, recursive=True)
 
 
-def test_missing_file_error_names_the_file(tmp_path):
+def test_binary_round_trip_local_and_fsspec(tmp_path, memory_root):
+    for location in (str(tmp_path / "a" / "w.pt"), f"file://{tmp_path}/b/w.pt",
+                     f"{memory_root}/models/w.pt"):
+        binary = BinaryFileDataset(location)
+        assert not binary.exists()
+        binary.save(b"\x00\x01weights")
+        assert binary.exists() and binary.load() == b"\x00\x01weights"
+    assert (tmp_path / "b" / "w.pt").read_bytes() == b"\x00\x01weights"
+    assert fsspec.filesystem("memory").cat_file("/mgral-test/models/w.pt") == b"\x00\x01weights"
+
+
+def test_embeddings_round_trip_on_fsspec_and_mismatch_is_refused(memory_root):
+    dataset = EmbeddingsDataset(f"{memory_root}/emb/cycle_0.npz")
+    vectors = np.arange(6, dtype=np.float32).reshape(3, 2)
+    dataset.save({"image_ids": ["a", "b", "c"], "vectors": vectors})
+    loaded = dataset.load()
+    assert loaded["image_ids"] == ["a", "b", "c"]
+    np.testing.assert_array_equal(loaded["vectors"], vectors)
+    with pytest.raises(DatasetError, match=r"cycle_0.npz: 2 ids for 3 vectors"):
+        dataset.save({"image_ids": ["a", "b"], "vectors": vectors})
+
+
+def test_missing_file_error_names_the_file(tmp_path, memory_root):
     with pytest.raises(DatasetError, match="nope.pt: file does not exist"):
         BinaryFileDataset(str(tmp_path / "nope.pt")).load()
+    with pytest.raises(DatasetError, match="memory://.*/nope.pt: file does not exist"):
+        BinaryFileDataset(f"{memory_root}/nope.pt").load()
 
 
 def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
@@ -35,24 +70,32 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
 
 
-def test_al_state_store_loads_all_cycles(tmp_path):
-    store = ALStateDataset(str(tmp_path / "al_state"))
+@pytest.mark.parametrize("where", ["local", "memory"])
+def test_al_state_store_loads_all_cycles(tmp_path, memory_root, where):
+    path = str(tmp_path / "al_state") if where == "local" else f"{memory_root}/al_state"
+    store = ALStateDataset(path)
     assert store.load() == {} and not store.exists()
     store.save(_state(0, ["a"]))
     store.save(_state(1, ["a", "b"]))
     assert sorted(store.load()) == [0, 1]
     assert store.load()[1]["labelled_ids"] == ["a", "b"]
-    assert json.loads((tmp_path / "al_state" / "cycle_1.json").read_text())["cycle"] == 1
+    fs, _, (root,) = fsspec.get_fs_token_paths(path)
+    assert json.loads(fs.cat_file(f"{root}/cycle_1.json"))["cycle"] == 1
 
 
-def test_resaving_an_earlier_cycle_archives_later_ones_instead_of_deleting(tmp_path):
-    store = ALStateDataset(str(tmp_path))
+@pytest.mark.parametrize("where", ["local", "memory"])
+def test_resaving_an_earlier_cycle_archives_later_ones_instead_of_deleting(
+        tmp_path, memory_root, where):
+    path = str(tmp_path) if where == "local" else f"{memory_root}/al_state"
+    store = ALStateDataset(path)
     store.save(_state(0, ["a"]))
     store.save(_state(1, ["a", "b"]))
     store.save(_state(2, ["a", "b", "c"]))
     store.save(_state(0, ["z"]))  # a new `prepare`
     assert sorted(store.load()) == [0]
-    archived = sorted(p.name for p in (tmp_path / "archive").rglob("cycle_*.json"))
+    assert store.load()[0]["labelled_ids"] == ["z"]
+    fs, _, (root,) = fsspec.get_fs_token_paths(path)
+    archived = sorted(p.rsplit("/", 1)[1] for p in fs.glob(f"{root}/archive/*/cycle_*.json"))
     assert archived == ["cycle_0.json", "cycle_1.json", "cycle_2.json"]
 
 
@@ -86,3 +129,30 @@ def test_recording_an_awaiting_batch_replaces_the_state_in_place(tmp_path):
     assert not (tmp_path / "archive").exists()
     store.save(_state(0, ["z"]))  # anything else supersedes it: archived with its batch
     assert json.loads(next((tmp_path / "archive").rglob("cycle_0.json")).read_text())["awaiting"]
+
+
+@pytest.mark.parametrize("where", ["local", "memory"])
+def test_cycle_partitions_load_empty_then_saved_cycles(tmp_path, memory_root, where):
+    path = str(tmp_path / "lut") if where == "local" else f"{memory_root}/lut"
+    partitions = CyclePartitionsDataset(path=path, dataset="json.JSONDataset",
+                                        filename_suffix=".json")
+    assert partitions.load() == {}
+    partitions.save({})  # a skipped step: the folder exists, still no cycle
+    assert partitions.load() == {}
+    partitions.save({"cycle_0": {"entries": [1]}, "cycle_1": {"entries": []}})
+    loaded = partitions.load()
+    assert sorted(loaded) == ["cycle_0", "cycle_1"]
+    assert loaded["cycle_0"]() == {"entries": [1]}
+
+
+def test_a_labels_file_saved_again_moves_the_old_one_to_the_archive(tmp_path):
+    store = LabelFilesDataset(path=str(tmp_path), filename_suffix=".json",
+                              dataset="json.JSONDataset")
+    store.save({"cycle_0": {"images": ["a"]}})
+    store.save({"cycle_1": {"images": ["b"]}})
+    assert not (tmp_path / "archive").exists()  # a new cycle replaces nothing
+    store.save({"cycle_0": {"images": ["a", "c"]}})
+    assert json.loads((tmp_path / "cycle_0.json").read_text()) == {"images": ["a", "c"]}
+    [old] = (tmp_path / "archive").rglob("cycle_0.json")
+    assert json.loads(old.read_text()) == {"images": ["a"]}
+    assert json.loads((tmp_path / "cycle_1.json").read_text()) == {"images": ["b"]}

@@ -130,8 +130,9 @@ def await_labels(state: State, query_ids: list[str], strategy: str, annotator: s
     return {**state, "awaiting": batch}
 
 
-def complete_batch(state: State, labels: dict[str, Any]) -> State:
-    """State t+1 from the awaiting batch: images with labels join L, the others stay in the pool."""
+def complete_batch(state: State, labels: dict[str, Any], annotator: str | None = None) -> State:
+    """State t+1 from the awaiting batch: images with labels join L, the others stay in the pool.
+    The history names `annotator`, where the labels came from (default: where the batch went)."""
     batch = state["awaiting"]
     stray = sorted(set(labels) - set(batch["image_ids"]))
     if stray:
@@ -142,7 +143,7 @@ def complete_batch(state: State, labels: dict[str, Any]) -> State:
     before = {key: value for key, value in state.items() if key != "awaiting"}
     following = advance(before, done, labels, batch["strategy"])
     following["history"][-1].update(
-        annotator=batch["annotator"],
+        annotator=annotator or batch["annotator"],
         returned_to_pool=[image_id for image_id in batch["image_ids"] if image_id not in labels],
     )
     return following

@@ -55,7 +55,9 @@ class DatasetParams(_Strict):
     """Which dataset `prepare` imports (`dataset` in parameters_prepare.yml)."""
 
     source: Literal["embedded", "yolo", "voc", "coco"] = "embedded"
-    path: str | None = Field(None, description="data.yaml, VOCdevkit folder or COCO JSON file")
+    path: str | None = Field(
+        None, description="data.yaml, VOCdevkit folder or COCO JSON file; for `embedded` the "
+        "generated folder (= raw_dir, the default), which DVC's `prepare` stage depends on")
     classes: list[str] | str | None = Field(
         None, description="class names, a list or 'a|b|c'; VOC: the classes, else an order check"
     )
@@ -78,6 +80,10 @@ class DatasetParams(_Strict):
         if self.splits.initial is None and self.unlabelled is None and self.assign.initial is None:
             raise ValueError("dataset.splits.initial=null needs an unlabelled pool (dataset.unlabelled)")
         _names(self.classes)
+        if self.source == "embedded" and self.path and Path(self.path) != Path(self.raw_dir):
+            raise ValueError(
+                f"dataset.source=embedded is generated in dataset.raw_dir={self.raw_dir}, but "
+                f"dataset.path={self.path}: set both to the same folder (or path to null)")
         return self
 
     def class_names(self) -> list[str] | None:

@@ -1,7 +1,26 @@
-"""Kedro datasets the project needs beyond kedro-datasets: atomic files and the AL state store.
+"""The Kedro datasets the project needs beyond kedro-datasets, each for a job none of them does.
 
-Every file here is written to a temporary sibling and renamed into place, so a crash or a kill
-mid-write never leaves a truncated checkpoint or a half-written state: the old file stays intact.
+JSON files, CSV tables and figures use kedro-datasets (`json.JSONDataset`, `pandas.CSVDataset`,
+`matplotlib.MatplotlibDataset`) and Kedro's `versioned: true` (see `conf/base/catalog.yml`). What
+is left here:
+
+- `BinaryFileDataset`: a detector checkpoint, stored byte for byte so the file stays a `.pt` that
+  ultralytics loads (kedro-datasets has no raw-bytes dataset; `pickle.PickleDataset` would wrap it);
+- `EmbeddingsDataset`: image ids with their vectors, as a NumPy `.npz` loaded without pickle;
+- `ALStateDataset`: the AL state of every cycle, which archives superseded cycles instead of
+  overwriting them (no kedro-datasets dataset keeps labels a user paid for that way);
+- `CyclePartitionsDataset`: kedro-datasets' `PartitionedDataset` that loads `{}` from an empty
+  folder instead of raising;
+- `LabelFilesDataset`: the same, for the labels people returned, archiving a cycle's file that is
+  saved again instead of overwriting it.
+
+Two more live beside the code they serve: `annotation.package.AnnotationPackageDataset` (a folder of
+files and images for people to label) and `annotation.server.LabelStudioDataset` (a connection).
+
+All file datasets take fsspec paths (`s3://bucket/...`, `memory://...`, local paths) with `credentials`
+and `fs_args` as kedro-datasets do. On the local filesystem a file is written to a temporary
+sibling and renamed into place, so a crash mid-write leaves the old file intact; object stores
+(S3, GCS, ...) replace an object as a whole anyway.
 """
 
 from __future__ import annotations
@@ -10,22 +29,24 @@ import io
 import json
 import os
 import re
-import shutil
 import tempfile
 from collections.abc import Callable
+from copy import deepcopy
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
+import fsspec
 import numpy as np
 from kedro.io import AbstractDataset, DatasetError
+from kedro.io.core import get_protocol_and_path
 from kedro_datasets.partitions import PartitionedDataset
 
 _CYCLE_FILE = re.compile(r"^cycle_(\d+)\.json$")
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see the old file or the new one, never a mix."""
+    """Write `data` to a local `path` so that readers see the old file or the new one, never a mix."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -40,11 +61,37 @@ def write_atomically(path: Path, data: bytes) -> None:
         raise
 
 
-class AtomicFileDataset(AbstractDataset[Any, Any]):
-    """One file, written atomically; subclasses only say how data becomes bytes and back."""
+class Storage:
+    """An fsspec filesystem and a path on it, as kedro-datasets build them (also used by the
+    annotation package dataset)."""
 
-    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
-        self._filepath = Path(filepath)
+    def __init__(self, location: str, credentials: dict[str, Any] | None,
+                 fs_args: dict[str, Any] | None) -> None:
+        self.protocol, path = get_protocol_and_path(location)
+        self.path = PurePosixPath(path)
+        self.fs = fsspec.filesystem(self.protocol, **deepcopy(credentials or {}),
+                                    **deepcopy(fs_args or {}))
+
+    def child(self, name: str) -> str:
+        return str(self.path / name)
+
+    def write(self, path: str, data: bytes) -> None:
+        if self.protocol == "file":
+            write_atomically(Path(path), data)
+        else:
+            self.fs.pipe_file(path, data)
+            self.fs.invalidate_cache(path)
+
+
+class AtomicFileDataset(AbstractDataset[Any, Any]):
+    """One file on any fsspec filesystem; subclasses only say how data becomes bytes and back."""
+
+    def __init__(self, filepath: str, credentials: dict[str, Any] | None = None,
+                 fs_args: dict[str, Any] | None = None,
+                 metadata: dict[str, Any] | None = None) -> None:
+        self._location = filepath
+        self._storage = Storage(filepath, credentials, fs_args)
+        self._filepath = self._storage.path  # the path on its filesystem, as kedro-datasets keep it
         self.metadata = metadata
 
     def _encode(self, data: Any) -> bytes:
@@ -54,101 +101,38 @@ class AtomicFileDataset(AbstractDataset[Any, Any]):
         return raw
 
     def load(self) -> Any:
-        if not self._filepath.is_file():
-            raise DatasetError(f"{self._filepath}: file does not exist")
-        return self._decode(self._filepath.read_bytes())
+        path = str(self._storage.path)
+        if not self._storage.fs.isfile(path):
+            raise DatasetError(f"{self._location}: file does not exist")
+        return self._decode(self._storage.fs.cat_file(path))
 
     def save(self, data: Any) -> None:
-        write_atomically(self._filepath, self._encode(data))
+        self._storage.write(str(self._storage.path), self._encode(data))
 
     def _exists(self) -> bool:
-        return self._filepath.is_file()
+        return self._storage.fs.isfile(str(self._storage.path))
 
     def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath)}
+        return {"filepath": self._location, "protocol": self._storage.protocol}
 
 
 class BinaryFileDataset(AtomicFileDataset):
-    """Raw bytes in one file, e.g. a detector checkpoint."""
-
-
-class AtomicJSONDataset(AtomicFileDataset):
-    """A JSON file written atomically (kedro-datasets' JSONDataset writes in place)."""
-
-    def _encode(self, data: Any) -> bytes:
-        return json.dumps(data, indent=1).encode()
-
-    def _decode(self, raw: bytes) -> Any:
-        return json.loads(raw)
-
-
-class ALStateDataset(AbstractDataset[dict[str, Any], dict[int, dict[str, Any]]]):
-    """The active-learning state of every cycle: `<path>/cycle_<t>.json`, one file per cycle.
-
-    `load()` returns `{t: state}` for all cycles found (empty when nothing is prepared yet), so a
-    node can continue from the latest cycle or from a chosen one. `save(state)` writes
-    `cycle_<state["cycle"]>.json` atomically. Saving cycle `t` supersedes any cycle after `t`
-    and a different cycle `t` (a re-run of an earlier cycle, or a new `prepare`): those files go to
-    `<path>/archive/<UTC time>/`, never deleted, so no label a user paid for is lost. Saving a
-    state identical to the saved one changes nothing, and adding an `awaiting` batch to a saved
-    state replaces it in place (the batch is new information, nothing is superseded).
-    """
-
-    def __init__(self, path: str, metadata: dict[str, Any] | None = None) -> None:
-        self._path = Path(path)
-        self.metadata = metadata
-
-    def _cycle_files(self) -> dict[int, Path]:
-        if not self._path.is_dir():
-            return {}
-        found = {}
-        for child in self._path.iterdir():
-            match = _CYCLE_FILE.match(child.name)
-            if match:
-                found[int(match.group(1))] = child
-        return dict(sorted(found.items()))
-
-    def load(self) -> dict[int, dict[str, Any]]:
-        states = {}
-        for cycle, path in self._cycle_files().items():
-            try:
-                states[cycle] = json.loads(path.read_text())
-            except json.JSONDecodeError as error:
-                raise DatasetError(f"{path}: AL state file is not valid JSON ({error})") from error
-        return states
-
-    def save(self, data: dict[str, Any]) -> None:
-        cycle = int(data["cycle"])
-        files = self._cycle_files()
-        current = json.loads(files[cycle].read_text()) if cycle in files else None
-        if current == data:
-            return  # nothing changes, so the cycles after it stay valid
-        superseded = [path for t, path in files.items() if t > cycle]
-        # Recording a batch as awaiting labels adds to a state and supersedes nothing of it.
-        if current is not None and current != {k: v for k, v in data.items() if k != "awaiting"}:
-            superseded.append(files[cycle])
-        if superseded:
-            archive = self._path / "archive" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-            archive.mkdir(parents=True)
-            for path in superseded:
-                shutil.move(path, archive / path.name)
-        write_atomically(self._path / f"cycle_{cycle}.json", json.dumps(data, indent=1).encode())
-
-    def _exists(self) -> bool:
-        return bool(self._cycle_files())
-
-    def _describe(self) -> dict[str, Any]:
-        return {"path": str(self._path)}
+    """Raw bytes in one file, e.g. a detector checkpoint: kedro-datasets has no dataset that
+    stores bytes unchanged, and the file must stay a `.pt` that ultralytics and users load."""
 
 
 class EmbeddingsDataset(AtomicFileDataset):
-    """Image embeddings keyed by image id: `{"image_ids": [...], "vectors": (n, d) array}` in .npz."""
+    """Image embeddings keyed by image id: `{"image_ids": [...], "vectors": (n, d) array}` in .npz.
+
+    kedro-datasets stores arrays only through pickle (`pickle.PickleDataset`); an `.npz` read
+    with `allow_pickle=False` runs no code from the file and opens in NumPy alone.
+    """
 
     def _encode(self, data: dict[str, Any]) -> bytes:
         vectors = np.asarray(data["vectors"])
         if len(data["image_ids"]) != len(vectors):
             raise DatasetError(
-                f"{self._filepath}: {len(data['image_ids'])} ids for {len(vectors)} vectors"
+                f"{self._location}: {len(data['image_ids'])} ids for {len(vectors)} vectors"
             )
         buffer = io.BytesIO()
         np.savez(buffer, image_ids=np.asarray(data["image_ids"], dtype=str), vectors=vectors)
@@ -157,6 +141,73 @@ class EmbeddingsDataset(AtomicFileDataset):
     def _decode(self, raw: bytes) -> dict[str, Any]:
         with np.load(io.BytesIO(raw), allow_pickle=False) as archive:
             return {"image_ids": archive["image_ids"].tolist(), "vectors": archive["vectors"]}
+
+
+class ALStateDataset(AbstractDataset[dict[str, Any], dict[int, dict[str, Any]]]):
+    """The active-learning state of every cycle: `<path>/cycle_<t>.json`, one file per cycle.
+
+    `load()` returns `{t: state}` for all cycles found (empty when nothing is prepared yet), so a
+    node can continue from the latest cycle or from a chosen one. `save(state)` writes
+    `cycle_<state["cycle"]>.json`. Saving cycle `t` supersedes any cycle after `t` and a different
+    cycle `t` (a re-run of an earlier cycle, or a new `prepare`): those files move to
+    `<path>/archive/<UTC time>/`, never deleted, so no label a user paid for is lost. Saving a
+    state identical to the saved one changes nothing, and adding an `awaiting` batch to a saved
+    state replaces it in place (the batch is new information, nothing is superseded). Kedro's
+    `versioned: true` would keep old files too, but it cannot load every cycle at once nor tell
+    which cycles a re-run superseded.
+    """
+
+    def __init__(self, path: str, credentials: dict[str, Any] | None = None,
+                 fs_args: dict[str, Any] | None = None,
+                 metadata: dict[str, Any] | None = None) -> None:
+        self._path = path
+        self._storage = Storage(path, credentials, fs_args)
+        self.metadata = metadata
+
+    def _cycle_files(self) -> dict[int, str]:
+        fs, folder = self._storage.fs, str(self._storage.path)
+        if not fs.isdir(folder):
+            return {}
+        found = {}
+        for child in fs.ls(folder, detail=False):
+            match = _CYCLE_FILE.match(PurePosixPath(child).name)
+            if match:
+                found[int(match.group(1))] = child
+        return dict(sorted(found.items()))
+
+    def _read(self, path: str) -> dict[str, Any]:
+        try:
+            return json.loads(self._storage.fs.cat_file(path))
+        except json.JSONDecodeError as error:
+            raise DatasetError(f"{path}: AL state file is not valid JSON ({error})") from error
+
+    def load(self) -> dict[int, dict[str, Any]]:
+        return {cycle: self._read(path) for cycle, path in self._cycle_files().items()}
+
+    def save(self, data: dict[str, Any]) -> None:
+        cycle = int(data["cycle"])
+        files = self._cycle_files()
+        current = self._read(files[cycle]) if cycle in files else None
+        if current == data:
+            return  # nothing changes, so the cycles after it stay valid
+        superseded = [path for t, path in files.items() if t > cycle]
+        # Recording a batch as awaiting labels adds to a state and supersedes nothing of it.
+        if current is not None and current != {k: v for k, v in data.items() if k != "awaiting"}:
+            superseded.append(files[cycle])
+        if superseded:
+            archive = self._storage.child(
+                f"archive/{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}")
+            self._storage.fs.makedirs(archive, exist_ok=True)
+            for path in superseded:
+                self._storage.fs.mv(path, f"{archive}/{PurePosixPath(path).name}")
+        self._storage.write(self._storage.child(f"cycle_{cycle}.json"),
+                            json.dumps(data, indent=1).encode())
+
+    def _exists(self) -> bool:
+        return bool(self._cycle_files())
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": self._path, "protocol": self._storage.protocol}
 
 
 class CyclePartitionsDataset(PartitionedDataset):
@@ -170,11 +221,11 @@ class CyclePartitionsDataset(PartitionedDataset):
     def save(self, data: dict[str, Any]) -> None:
         # The folder always exists after a save, so kedro-mlflow can log it even when a skipped
         # step saved nothing.
-        Path(self._path).mkdir(parents=True, exist_ok=True)
+        self._filesystem.makedirs(self._normalized_path, exist_ok=True)
         super().save(data)
 
     def load(self) -> dict[str, Callable[[], Any]]:
-        if not Path(self._path).is_dir():
+        if not self._filesystem.isdir(self._normalized_path):
             return {}
         try:
             return super().load()
@@ -182,3 +233,21 @@ class CyclePartitionsDataset(PartitionedDataset):
             if "No partitions found" in str(error):
                 return {}
             raise
+
+
+class LabelFilesDataset(CyclePartitionsDataset):
+    """The labels people returned, one file per cycle: data nobody can recompute. A cycle's file
+    that is saved again (its batch imported once more, with other labels) first moves to
+    `<path>/archive/<UTC time>/`, so no earlier version is lost; the al_cycle node does not save
+    labels equal to the saved ones."""
+
+    def save(self, data: dict[str, Any]) -> None:
+        folder = self._normalized_path.rstrip("/")
+        replaced = [f"{folder}/{key}{self._filename_suffix}" for key in data]
+        replaced = [path for path in replaced if self._filesystem.isfile(path)]
+        if replaced:
+            archive = f"{folder}/archive/{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}"
+            self._filesystem.makedirs(archive, exist_ok=True)
+            for path in replaced:
+                self._filesystem.mv(path, f"{archive}/{PurePosixPath(path).name}")
+        super().save(data)

@@ -8,6 +8,7 @@ Values already set by the user win.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -36,3 +37,23 @@ def configure_offline_environment() -> None:
     os.environ.setdefault("YOLO_CONFIG_DIR", str(project_root() / ".ultralytics"))
     # matplotlib (imported by ultralytics and the plots) would put its font cache in $HOME.
     os.environ.setdefault("MPLCONFIGDIR", str(Path(os.environ["YOLO_CONFIG_DIR"]) / "matplotlib"))
+
+
+def import_kedro_mlflow_model_quietly() -> None:
+    """Import kedro-mlflow's `KedroPipelineModel` once, without the warning its definition raises.
+
+    Every `kedro` command used to print MLflow's "Add type hints to the `predict` method" warning.
+    Its cause: kedro-mlflow 2.0.3 (the latest release) defines `KedroPipelineModel(PythonModel)`
+    with an untyped `predict`, and MLflow 3 warns when such a subclass is *defined*; kedro-mlflow's
+    hook and CLI import that class on every command, though this project never logs that model.
+    MLflow raises it inside its own `catch_warnings` with a "once" filter, which overrides any
+    `warnings.filterwarnings` of ours, so the class is imported here (from `settings.py`, before
+    Kedro loads its plugins) while warnings are recorded; every other recorded warning is re-issued.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        import kedro_mlflow.mlflow  # noqa: F401
+    for warning in caught:
+        if "Add type hints to the `predict` method" not in str(warning.message):
+            warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                   warning.lineno, source=warning.source)

@@ -75,6 +75,7 @@ _RUN_KINDS = {
     "detector": "detector", "pretrain": "detector", "embedding": "detector",
     "lut": "policy", "agent": "policy", "query": "query",
     "al_cycle": "al_cycle", "__default__": "al_cycle", "benchmark": "benchmark", "prepare": "data",
+    "report": "report",
 }
 
 
@@ -90,10 +91,11 @@ class TrackingTags:
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline) -> None:
-        name = "+".join(run_params.get("pipeline_names") or ["__default__"])
+        names = run_params.get("pipeline_names") or ["__default__"]
+        kinds = {_RUN_KINDS.get(name, "other") for name in names}  # e.g. detector + embedding
         self._tags = {
-            "mgral.pipeline": name,
-            "mgral.run_kind": _RUN_KINDS.get(name, "other"),
+            "mgral.pipeline": "+".join(names),
+            "mgral.run_kind": kinds.pop() if len(kinds) == 1 else "other",
             "mgral.steps": ",".join(sorted({n.name for n in pipeline.nodes} & _STEP_NODES)),
         }
 

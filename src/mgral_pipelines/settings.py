@@ -3,7 +3,11 @@
 from kedro.config import OmegaConfigLoader
 
 import mgral_pipelines  # noqa: F401  (sets the offline environment before any plugin loads)
-from mgral_pipelines.hooks import PrepareOnFirstRun, TrackImportedLabels, TrackingTags
+from mgral_pipelines.environment import import_kedro_mlflow_model_quietly
+
+import_kedro_mlflow_model_quietly()  # before Kedro loads kedro-mlflow's hook and CLI
+
+from mgral_pipelines.hooks import PrepareOnFirstRun, TrackImportedLabels, TrackingTags  # noqa: E402
 
 HOOKS = (PrepareOnFirstRun(), TrackingTags(), TrackImportedLabels())
 

@@ -8,6 +8,7 @@ import os
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
+import fsspec
 import pytest
 
 from mgral_pipelines.annotation.batch import check_returned, prelabels
@@ -108,6 +109,39 @@ def test_package_is_written_whole_with_linked_images_and_yolo_labels_that_import
     _close(labels, {"a": [{"class_id": 1, "bbox": [10, 5, 30, 40]}],
                     "b": [{"class_id": 0, "bbox": [0, 2, 40, 60]}], "c": []})
     assert not list(tmp_path.glob("annotation/.cycle_*"))  # no staging folder left behind
+    # The cycle runs again (e.g. after a new `prepare`): the package people may have edited in
+    # place is archived, not deleted.
+    (folder / "labels" / "c.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    store.save(package)
+    [archived] = (tmp_path / "annotation" / "archive").glob("*/cycle_3")
+    assert (archived / "labels" / "c.txt").read_text() == "0 0.5 0.5 0.2 0.2\n"
+    assert (folder / "labels" / "c.txt").read_text() == "" and list(store.load()) == ["cycle_3"]
+
+
+def test_package_on_an_fsspec_filesystem_is_uploaded_whole_and_archives_an_earlier_one(
+        tmp_path, batch, detections):
+    fs = fsspec.filesystem("memory")
+    root = "/mgral-test-annotation"
+    if fs.exists(root):
+        fs.rm(root, recursive=True)
+    package = build_package(batch, _prelabels(batch, detections),
+                            image_url(LabelStudioParams(document_root=str(tmp_path))),
+                            label_config(batch.classes))
+    store = AnnotationPackageDataset(f"memory://{root}")
+    assert store.load() == {} and not store.exists()
+    fs.pipe_file(f"{root}/cycle_3/stale.txt", b"from an earlier save")
+    store.save(package)
+    try:
+        assert store.load() == {"cycle_3": f"memory://{root}/cycle_3"}
+        written = sorted(p.removeprefix(f"{root}/cycle_3/") for p in fs.find(f"{root}/cycle_3"))
+        assert written == sorted([*package["files"], "images/a.png", "images/b.png", "images/c.png"])
+        assert fs.cat_file(f"{root}/cycle_3/images/b.png") == Path(
+            batch.records["b"]["file"]).read_bytes()
+        assert json.loads(fs.cat_file(f"{root}/cycle_3/tasks.json"))[0]["data"]["mgral_image_id"] == "a"
+        [stale] = fs.glob(f"{root}/archive/*/cycle_3/stale.txt")
+        assert fs.cat_file(stale) == b"from an earlier save"
+    finally:
+        fs.rm(root, recursive=True)
 
 
 def test_saved_cycle_labels_are_coco_that_imports_back(tmp_path, batch):

@@ -118,6 +118,13 @@ def test_voc_reads_one_based_inclusive_boxes(tmp_path):
     assert manifest["annotations"]["img1"] == [{"class_id": 11, "bbox": [10.0, 5.0, 30.0, 40.0]}]
 
 
+def test_voc_keeps_the_difficult_flag_for_voc07_evaluation(tmp_path):
+    xml = _voc_xml().replace("<difficult>0</difficult>", "<difficult>1</difficult>")
+    manifest = import_dataset("voc", _voc(tmp_path, xml), classes=VOC_CLASSES)
+    assert manifest["annotations"]["img1"] == [
+        {"class_id": 11, "bbox": [10.0, 5.0, 30.0, 40.0], "difficult": True}]
+
+
 def test_voc_with_own_classes(tmp_path):
     manifest = load_voc_dataset(_voc(tmp_path, _voc_xml(name="digit")), classes=["digit"])
     assert manifest["annotations"]["img1"][0]["class_id"] == 0

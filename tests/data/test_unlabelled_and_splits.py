@@ -43,9 +43,11 @@ def _pool(tmp_path: Path, count: int = 8) -> Path:
 
 
 def test_unlabelled_folder_is_searched_recursively_and_has_no_labels(tmp_path, labelled):
-    # The user's folder of everything also holds a copy of a labelled image: that is no new image.
+    # The user's folder of everything also holds copies of labelled images, under their own name
+    # or another one: they are no new images.
     raw = _pool(tmp_path)
     shutil.copy(labelled["images"][0]["file"], raw / "l00.png")
+    shutil.copy(labelled["images"][7]["file"], raw / "a" / "IMG_0007.png")
     manifest = add_unlabelled_folder(labelled, raw)
     assert manifest["unlabelled_ids"] == ["a__u1", "a__u3", "a__u5", "a__u7",
                                           "b__u0", "b__u2", "b__u4", "b__u6"]

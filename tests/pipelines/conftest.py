@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -60,3 +61,12 @@ def run_pipeline(root: Path, pipeline: str, params: dict | None = None, env: str
 def _end_stale_runs() -> None:
     while mlflow.active_run():
         mlflow.end_run()
+
+
+def read_json(path: Path) -> object:
+    """A JSON output; for a Kedro-versioned one (`<name>/<timestamp>/<name>`) the latest version."""
+    if path.is_dir():
+        versions = sorted(path.glob(f"*/{path.name}"))
+        assert versions, f"{path}: no saved version"
+        path = versions[-1]
+    return json.loads(path.read_text())

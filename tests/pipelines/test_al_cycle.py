@@ -6,7 +6,7 @@ import mlflow
 import pytest
 import pandas as pd
 
-from .conftest import run_pipeline
+from .conftest import read_json, run_pipeline
 
 
 def _states(root):
@@ -26,12 +26,13 @@ def test_al_cycle_on_a_fresh_project_prepares_then_advances(project):
     assert set(query["image_id"]) <= set(before["pool_ids"])
     assert after["labelled_ids"] == before["labelled_ids"] + query["image_id"].tolist()
     assert set(after["pool_ids"]) == set(before["pool_ids"]) - set(query["image_id"])
-    oracle = json.loads((project / "data/03_primary/oracle_annotations.json").read_text())
+    oracle = read_json(project / "data/03_primary/oracle_annotations.json")
     for image_id in query["image_id"]:
         assert after["labels"][image_id] == oracle.get(image_id, [])
 
     report = json.loads((project / "data/08_reporting/detector/cycle_0.json").read_text())
     assert 0.0 <= report["test"]["map50"] <= 1.0
+    assert 0.0 <= report["test"]["voc07_map50"] <= 1.0  # VOC07 11-point mAP@0.5 beside COCO's
     assert (project / "data/06_models/detector/cycle_0.pt").stat().st_size > 1_000_000
 
     # MLflow: a local SQLite store in the project with the cycle's metrics and the weights.
@@ -40,12 +41,19 @@ def test_al_cycle_on_a_fresh_project_prepares_then_advances(project):
     assert len(runs) == 1
     run = runs[0]
     assert run.data.metrics["detector/test_map50"] == report["test"]["map50"]
+    assert run.data.metrics["detector/test_voc07_map50"] == report["test"]["voc07_map50"]
     assert run.data.params["al.strategy"] == "random"
     tags = run.data.tags
     assert (tags["mgral.run_kind"], tags["mgral.strategy"], tags["mgral.cycle"]) == (
         "al_cycle", "random", "0")
     artifacts = [a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "detector")]
-    assert "detector/detector_last.pt" in artifacts
+    assert "detector/detector_training_info.json" in artifacts
+    # The cycle's detector is version 1 of `mgral-detector`; random trains no policy.
+    (version,) = mlflow.MlflowClient().search_model_versions("name='mgral-detector'")
+    assert version.run_id == run.info.run_id
+    assert version.tags == {"mgral.strategy": "initial", "mgral.cycle": "0",
+                            "mgral.dataset": before["dataset"]}
+    assert not mlflow.MlflowClient().search_model_versions("name='mgral-policy'")
 
     # Running again continues from the latest state.
     run_pipeline(project, "al_cycle")
@@ -53,6 +61,11 @@ def test_al_cycle_on_a_fresh_project_prepares_then_advances(project):
     assert sorted(states) == [0, 1, 2]
     assert len(states[2]["labelled_ids"]) == len(states[1]["labelled_ids"]) + 5
     assert states[2]["history"][-1]["cycle"] == 1
+    latest = mlflow.MlflowClient().get_model_version("mgral-detector", "2")
+    assert (latest.tags["mgral.strategy"], latest.tags["mgral.cycle"]) == ("random", "1")
+    checkpoint = mlflow.pyfunc.load_model("models:/mgral-detector/latest").unwrap_python_model()
+    assert checkpoint.checkpoint.read_bytes() == (
+        project / "data/06_models/detector/cycle_1.pt").read_bytes()
 
     # A new `prepare` of the same data keeps the progress.
     run_pipeline(project, "prepare")
@@ -69,7 +82,7 @@ def test_prepare_with_another_source_archives_old_state_and_al_cycle_uses_it(pro
     assert sorted(states) == [0]  # cycle 1 of the old dataset was archived, not deleted
     archived = list((project / "data/05_model_input/al_state/archive").rglob("cycle_*.json"))
     assert sorted(p.name for p in archived) == ["cycle_0.json", "cycle_1.json"]
-    index = json.loads((project / "data/03_primary/image_index.json").read_text())
+    index = read_json(project / "data/03_primary/image_index.json")
     assert index["source"] == "coco"
     coco_ids = {r["image_id"] for r in index["images"]}
     assert set(states[0]["pool_ids"]) <= coco_ids

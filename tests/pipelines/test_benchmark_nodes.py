@@ -159,7 +159,7 @@ def fakes(monkeypatch):
 
     def train_detector(state, image_index, eval_labels, detector):
         trained.append((state["cycle"], len(state["labelled_ids"])))
-        return {cycle_key(state): b"weights"}, b"weights", {}
+        return {cycle_key(state): b"weights"}, {}
 
     def evaluate_detector(checkpoints, state, image_index, eval_labels, detector):
         n = len(state["labelled_ids"])
@@ -258,6 +258,22 @@ def test_who_labels_a_query_does_not_invalidate_saved_cycles(dataset, tmp_path, 
 
     with pytest.raises(ValueError, match="produced with other settings"):
         _run(dataset, tmp_path, {"pool_detection_conf": 0.2}, seeds=[0], cycles=1)
+
+
+def test_the_benchmark_labels_with_the_oracle_whatever_al_annotator_says(dataset, tmp_path, fakes):
+    people = {"annotator": "label_studio", "label_studio": {"project": "mine"}}
+    _run(dataset, tmp_path, people, seeds=[0], cycles=2)
+    for t in (0, 1):
+        record = json.loads((tmp_path / f"bench/runs/random/seed_0/cycle_{t}.json").read_text())
+        assert record["next_state"]["cycle"] == t + 1 and "awaiting" not in record["next_state"]
+
+
+def test_run_benchmark_refuses_a_pool_without_labels(dataset, tmp_path, fakes):
+    index, oracle, data_params = dataset
+    unlabelled = ({**index, "unlabelled_ids": ["0039"]}, oracle, data_params)
+    with pytest.raises(ValueError, match=r"labelled data only \(1 images of dataset.unlabelled"):
+        _run(unlabelled, tmp_path)
+    assert fakes == []
 
 
 def test_run_benchmark_checks_the_pool_is_large_enough(dataset, tmp_path, fakes):

@@ -13,7 +13,7 @@ import yaml
 
 from mgral_pipelines.annotation import AwaitingLabels
 
-from .conftest import run_pipeline
+from .conftest import read_json, run_pipeline
 from .test_annotation_cycle import _snapshot, _states
 
 
@@ -47,7 +47,7 @@ def test_label_studio_round_trip(project: Path, label_studio, monkeypatch):
     assert sorted(tasks) == sorted(batch)
     # Pre-annotations: the cycle's detections (>= prelabel_conf) in percent, top-left corner.
     detections = json.loads((project / "data/07_model_output/pool_detections/cycle_0.json").read_text())
-    index = json.loads((project / "data/03_primary/image_index.json").read_text())
+    index = read_json(project / "data/03_primary/image_index.json")
     records = {r["image_id"]: r for r in index["images"]}
     shown = 0
     for image_id, task in tasks.items():
@@ -72,7 +72,7 @@ def test_label_studio_round_trip(project: Path, label_studio, monkeypatch):
     assert _snapshot(project) == before
 
     # An annotator labels three images, marks one empty and skips one.
-    oracle = json.loads((project / "data/03_primary/oracle_annotations.json").read_text())
+    oracle = read_json(project / "data/03_primary/oracle_annotations.json")
     given = {image_id: oracle[image_id] for image_id in batch[:3]}
     given[batch[0]] = [{"class_id": 2, "bbox": [3.0, 4.0, 50.0, 60.0]}]  # a correction
     given[batch[3]] = []

@@ -15,7 +15,7 @@ import pytest
 from .conftest import run_pipeline
 
 MGRAL = {"al": {"strategy": "mgral"}}
-LUT = "data/06_models/lut/cycle_0.json"
+LUT = "data/06_models/mgral/cycle_0/lut.json"
 RUNS = "data/06_models/runs"  # the driver's run_dir: Ray tasks must not write into it
 
 

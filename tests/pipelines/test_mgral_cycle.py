@@ -14,13 +14,13 @@ MGRAL = {"al": {"strategy": "mgral"}}
 def test_mgral_cycle_builds_lut_trains_agent_and_queries(project):
     run_pipeline(project, "al_cycle", MGRAL)
 
-    lut = json.loads((project / "data/06_models/lut/cycle_0.json").read_text())
+    lut = json.loads((project / "data/06_models/mgral/cycle_0/lut.json").read_text())
     assert len(lut["entries"]) == 2
     for entry in lut["entries"]:
         assert len(entry["image_ids"]) == 3 and len(entry["embeddings"]) == 3
         assert entry["delta_map"] == entry["map50_95"] - lut["reference"]["map50_95"]
     assert lut["schedule"]["epochs"] == 1
-    assert (project / "data/06_models/agent/cycle_0.pt").exists()
+    assert (project / "data/06_models/mgral/cycle_0/policy.pt").exists()
     assert (project / "data/08_reporting/agent_reward_curve.png").exists()
     query = pd.read_csv(project / "data/07_model_output/queries/cycle_0.csv", dtype={"image_id": str})
     assert len(query) == 5 and query["score"].is_monotonic_decreasing
@@ -33,12 +33,16 @@ def test_mgral_cycle_builds_lut_trains_agent_and_queries(project):
     history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "agent/reward")
     assert len(history) == 4  # 32 episodes / 8 per update
     logged = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
-    assert {"lut", "agent", "agent_reward_curve.png"} <= logged
+    assert {"mgral", "agent_reward_curve.png"} <= logged
+    (version,) = mlflow.MlflowClient().search_model_versions("name='mgral-policy'")
+    assert (version.tags["mgral.strategy"], version.tags["mgral.cycle"]) == ("mgral", "0")
+    policy = mlflow.pyfunc.load_model("models:/mgral-policy/latest").unwrap_python_model()
+    assert policy.agent_config.hidden_size == 16  # the tiny profile's policy
 
 
 def _without_timings(project):
     """The LUT as built: entries, ΔmAP, embeddings and schedule (wall-clock times excluded)."""
-    lut = json.loads((project / "data/06_models/lut/cycle_0.json").read_text())
+    lut = json.loads((project / "data/06_models/mgral/cycle_0/lut.json").read_text())
     for variant in [lut["reference"], *lut["entries"]]:
         variant.pop("train_time_s")
     return lut
@@ -53,12 +57,12 @@ def test_lut_agent_and_query_never_read_the_pool_oracle(project):
     query_before = (project / "data/07_model_output/queries/cycle_0.csv").read_text()
 
     # Without the oracle file any read of it fails, so identical outputs prove none happened.
-    (project / "data/03_primary/oracle_annotations.json").unlink()
-    (project / "data/02_intermediate/manifest.json").unlink()  # the import, labels included
+    shutil.rmtree(project / "data/03_primary/oracle_annotations.json")  # every version
+    shutil.rmtree(project / "data/02_intermediate/manifest.json")  # the import, labels included
     raw = project / "data/01_raw/embedded_tiny"  # the generated YOLO labels and COCO JSON
     shutil.rmtree(raw / "labels")
     (raw / "annotations_coco.json").unlink()
-    for produced in ("06_models/lut", "06_models/agent", "07_model_output/queries"):
+    for produced in ("06_models/mgral", "07_model_output/queries"):
         shutil.rmtree(project / "data" / produced)
     for step in ["lut", "agent", "query"]:
         run_pipeline(project, step, MGRAL)

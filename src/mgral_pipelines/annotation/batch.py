@@ -142,7 +142,9 @@ def _checked_boxes(image: ReturnedImage, record: Mapping[str, Any], classes: lis
             check_box(bbox, width, height, where)
         except InvalidDatasetError as error:
             raise InvalidLabelsError(str(error)) from error
-        boxes.append({"class_id": classes.index(name), "bbox": [float(v) for v in bbox]})
+        # A micro-pixel grid: the float noise of percent and xywh conversions (57.60000000000001)
+        # goes, so labels saved as COCO and imported again are the same labels, bit for bit.
+        boxes.append({"class_id": classes.index(name), "bbox": [round(float(v), 6) for v in bbox]})
     return boxes
 
 

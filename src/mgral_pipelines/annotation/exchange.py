@@ -137,7 +137,8 @@ def receive(state: dict[str, Any], image_index: Mapping[str, Any], al: ALParams,
     if not done or (missing and not al.accept_partial):
         hint = "" if not done else "; to go on with the finished ones, add al.accept_partial=true"
         raise AwaitingLabels(f"{status} ({source}){hint}. Nothing was changed.")
-    following = al_state.complete_batch(state, {image_id: labels[image_id] for image_id in done})
+    following = al_state.complete_batch(state, {image_id: labels[image_id] for image_id in done},
+                                        al.annotator)
     logger.info("Cycle %d: imported labels of %d images from %s; %d returned to the pool",
                 batch.cycle, len(done), source, len(missing))
     info = {"description": f"labels people gave the query batch of MGRAL cycle {batch.cycle}",

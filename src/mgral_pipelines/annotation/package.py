@@ -17,7 +17,8 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
-from pathlib import Path
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
@@ -27,15 +28,17 @@ from mgral_pipelines.annotation.batch import BatchImages
 from mgral_pipelines.annotation.coco_yolo import yolo_rows
 from mgral_pipelines.annotation.cvat import write_cvat
 from mgral_pipelines.annotation.label_studio import make_tasks
+from mgral_pipelines.datasets import Storage
 
 _README = """Annotation package of MGRAL cycle {cycle}: {count} images to label.
 
 Label the images with any tool, starting from the detector's boxes:
   - Label Studio: create a project with the labelling config below, import tasks.json
-    (images are referenced as {example}), then Export > JSON;
+    (images are referenced as {example}{serving}), then Export > JSON;
   - CVAT: create a task from images/, upload cvat_annotations.xml as "CVAT for images 1.1",
     then export the task as "CVAT for images 1.1";
-  - YOLO tools: images/ + labels/ (classes.txt, data.yaml); fix labels/*.txt in place.
+  - YOLO tools: images/ + labels/ (classes.txt, data.yaml); fix labels/*.txt in place. Every
+    image with a .txt counts as done: delete the files of images nobody has checked.
 An image returned without boxes counts as labelled with no objects.
 
 Then continue the cycle with the finished labels:
@@ -47,6 +50,10 @@ Classes: {classes}
 Label Studio labelling config:
 {config}
 """
+
+_LOCAL_FILES = (";\n    the server needs LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true, its "
+                "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT\n    as al.label_studio.document_root, "
+                "and a Local Files storage on the images' folder")
 
 
 def build_package(batch: BatchImages, prelabels: Mapping[str, list[dict[str, Any]]],
@@ -64,37 +71,59 @@ def build_package(batch: BatchImages, prelabels: Mapping[str, list[dict[str, Any
         rows = yolo_rows(prelabels.get(image_id, []), record["width"], record["height"])
         files[f"labels/{Path(batch.name(image_id)).stem}.txt"] = rows
     example = image_url(next(iter(batch.records.values())))
+    serving = _LOCAL_FILES if example.startswith("/data/local-files/") else ""
     files["README.txt"] = _README.format(cycle=batch.cycle, count=len(batch.records),
                                          classes=", ".join(batch.classes), example=example,
-                                         config=config)
+                                         serving=serving, config=config)
     images = {batch.name(image_id): record["file"] for image_id, record in batch.records.items()}
     return {"cycle": batch.cycle, "images": images, "files": files}
 
 
 class AnnotationPackageDataset(AbstractDataset[dict[str, Any], dict[str, str]]):
-    """Annotation packages, one folder per cycle: `<path>/cycle_<t>/`.
+    """Annotation packages, one folder per cycle: `<path>/cycle_<t>/`, on any fsspec filesystem
+    (`s3://bucket/annotation` with `credentials`, as kedro-datasets take them).
 
-    A package is written in a temporary folder and renamed into place, so a crash never leaves
-    half a package; images are hard-linked where the file system allows, else copied. `load()`
-    returns `{"cycle_<t>": folder}` of the packages written so far. Saving `{}` writes nothing
-    (the cycle's annotator does not use packages).
+    On the local filesystem a package is written in a temporary folder and renamed into place, so a
+    crash never leaves half a package, and images are hard-linked where the file system allows,
+    else copied. Elsewhere its files are uploaded one by one (the state that records the batch is
+    saved after the package, so a crash is repaired by the next run). A package of the same cycle
+    written before (a cycle run again, e.g. after a new `prepare`) moves to
+    `<path>/archive/<UTC time>/` first: people may have edited its labels/ in place. `load()`
+    returns `{"cycle_<t>": folder}` of the packages written so far (a local path, or a URL such as
+    `s3://...`). Saving `{}` writes nothing (the cycle's annotator does not use packages). No
+    kedro-datasets dataset writes a folder of text files and linked images.
     """
 
-    def __init__(self, path: str, metadata: dict[str, Any] | None = None) -> None:
-        self._path = Path(path)
+    def __init__(self, path: str, credentials: dict[str, Any] | None = None,
+                 fs_args: dict[str, Any] | None = None,
+                 metadata: dict[str, Any] | None = None) -> None:
+        self._location = path
+        self._storage = Storage(path, credentials, fs_args)
         self.metadata = metadata
 
     def load(self) -> dict[str, str]:
-        if not self._path.is_dir():
+        fs, root = self._storage.fs, str(self._storage.path)
+        if not fs.isdir(root):
             return {}
-        return {child.name: str(child) for child in sorted(self._path.glob("cycle_*")) if child.is_dir()}
+        folders = sorted(entry["name"] for entry in fs.ls(root, detail=True)
+                         if entry["type"] == "directory"
+                         and PurePosixPath(entry["name"]).name.startswith("cycle_"))
+        if self._storage.protocol == "file":
+            return {PurePosixPath(folder).name: folder for folder in folders}
+        return {PurePosixPath(folder).name: fs.unstrip_protocol(folder) for folder in folders}
 
     def save(self, data: dict[str, Any]) -> None:
         if not data:
             return
-        target = self._path / f"cycle_{data['cycle']}"
-        self._path.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=self._path, prefix=f".{target.name}."))
+        if self._storage.protocol == "file":
+            self._save_local(Path(self._storage.path), data)
+        else:
+            self._upload(data)
+
+    def _save_local(self, root: Path, data: dict[str, Any]) -> None:
+        target = root / f"cycle_{data['cycle']}"
+        root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=root, prefix=f".{target.name}."))
         try:
             for relative, text in data["files"].items():
                 (staging / relative).parent.mkdir(parents=True, exist_ok=True)
@@ -103,17 +132,35 @@ class AnnotationPackageDataset(AbstractDataset[dict[str, Any], dict[str, str]]):
             for name, source in data["images"].items():
                 _link_or_copy(Path(source), staging / "images" / name)
             if target.exists():
-                shutil.rmtree(target)
+                archive = root / "archive" / _now()
+                archive.mkdir(parents=True)
+                os.replace(target, archive / target.name)
             os.replace(staging, target)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
 
+    def _upload(self, data: dict[str, Any]) -> None:
+        fs = self._storage.fs
+        target = self._storage.child(f"cycle_{data['cycle']}")
+        if fs.exists(target):
+            fs.mv(target, self._storage.child(f"archive/{_now()}/cycle_{data['cycle']}"),
+                  recursive=True)
+        for relative, text in data["files"].items():
+            fs.pipe_file(f"{target}/{relative}", text.encode("utf-8"))
+        for name, source in data["images"].items():
+            fs.put_file(source, f"{target}/images/{name}")
+        fs.invalidate_cache(target)
+
     def _exists(self) -> bool:
         return bool(self.load())
 
     def _describe(self) -> dict[str, Any]:
-        return {"path": str(self._path)}
+        return {"path": self._location, "protocol": self._storage.protocol}
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
 
 
 def _link_or_copy(source: Path, target: Path) -> None:

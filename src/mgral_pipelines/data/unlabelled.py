@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import filecmp
 import logging
+from collections import defaultdict
 from pathlib import Path
 
 from tqdm import tqdm
@@ -24,8 +25,9 @@ def add_unlabelled_folder(labelled: Manifest, folder: str | Path) -> Manifest:
     """`labelled` plus every image under `folder` that is not already one of its images.
 
     An image id is the path below `folder` without suffix, `/` written as `__`. A file that is
-    one of the labelled images (the same path, or the same id and the same bytes, e.g. a copy)
-    is that labelled image, not a second one.
+    one of the labelled images (the same path, or the same bytes: a copy anywhere in the folder)
+    is that labelled image, not a second one: the same picture in T and in the pool would let
+    the learner train on a test image.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -33,17 +35,18 @@ def add_unlabelled_folder(labelled: Manifest, folder: str | Path) -> Manifest:
     paths = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     labelled_files = {Path(record["file"]).resolve() for record in labelled["images"]}
     labelled_ids = {record["image_id"]: record for record in labelled["images"]}
+    by_size = defaultdict(list)  # only files of the same size can be copies: few comparisons
+    for record in labelled["images"]:
+        by_size[Path(record["file"]).stat().st_size].append(record["file"])
     records, already_labelled = [], 0
     for path in tqdm(paths, desc="checking unlabelled images", unit="image", disable=len(paths) < 500):
-        if path.resolve() in labelled_files:
+        if path.resolve() in labelled_files or any(
+                filecmp.cmp(path, file, shallow=False) for file in by_size[path.stat().st_size]):
             already_labelled += 1
             continue
         image_id = "__".join(path.relative_to(folder).with_suffix("").parts)
         twin = labelled_ids.get(image_id)
         if twin is not None:
-            if filecmp.cmp(path, twin["file"], shallow=False):
-                already_labelled += 1
-                continue
             raise InvalidDatasetError(
                 f"{path}: its image id '{image_id}' is also the id of the labelled image "
                 f"{twin['file']}, a different file; rename one of them"

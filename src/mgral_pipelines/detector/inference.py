@@ -25,6 +25,7 @@ from mgral_pipelines.detector.yolo_dataset import (
     write_yolo_dataset,
 )
 from mgral_pipelines.evaluation import coco_evaluate
+from mgral_pipelines.voc_evaluation import voc07_evaluate
 
 from ultralytics.models.yolo.detect import DetectionPredictor
 from ultralytics.utils import nms
@@ -184,11 +185,13 @@ def evaluate_detector(
     config: DetectorConfig,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """COCO mAP on `image_ids`: `{"map50_95", "map50", "per_class_ap50_95", "num_images"}`.
+    """COCO mAP on `image_ids`: `{"map50_95", "map50", "per_class_ap50_95", "num_images"}`, and
+    beside it VOC07 mAP@0.5: `{"voc07_map50", "per_class_voc07_ap50"}`.
 
     Detections come from `predict` with `config.eval_conf`, `eval_iou`, `max_det` and multi-label
     NMS (as ultralytics' val: a box also counts for its runner-up classes, which matters for weak
-    detectors); the mAP from pycocotools (see `evaluation.coco_evaluate`).
+    detectors); the COCO mAP from pycocotools (see `evaluation.coco_evaluate`), the VOC07 one by
+    the devkit's rule, which ignores boxes flagged `difficult` (see `voc_evaluation`).
     """
     detector = _resolve(weights, config)
     _check_classes(detector, classes)
@@ -196,7 +199,8 @@ def evaluate_detector(
         detector, records, image_ids, config, conf=config.eval_conf, batch_size=config.batch,
         progress=progress, multi_label=True,
     )
-    return coco_evaluate(classes, records, annotations, detections, image_ids)
+    return {**coco_evaluate(classes, records, annotations, detections, image_ids),
+            **voc07_evaluate(classes, annotations, detections, image_ids)}
 
 
 def ultralytics_val_metrics(

@@ -17,6 +17,7 @@ from mgral_pipelines.mgral.features import policy_inputs
 from mgral_pipelines.mgral.lookup import Estimator, LookupConfig, LookupTable
 from mgral_pipelines.pipelines.common import cycle_key, for_cycle
 from mgral_pipelines.pipelines.lut.nodes import uses_mgral
+from mgral_pipelines.registry import RegisteredModel, cycle_tags, policy_model
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +86,16 @@ def query_against_random(policy: Any, config: AgentConfig, inputs: np.ndarray,
             "agent/query_reward_percentile": float(np.mean(rewards < query - 1e-12)
                                                    + 0.5 * np.mean(np.isclose(rewards, query,
                                                                               rtol=0, atol=1e-12)))}
+
+
+def package_policy(
+    policies: dict[str, Any], state: dict[str, Any], al: dict[str, Any],
+) -> dict[str, RegisteredModel]:
+    """The cycle's policy for the MLflow model registry (`mgral-policy`); none for other strategies."""
+    if not uses_mgral(al, "policy registry"):
+        return {}
+    policy = for_cycle(policies, state, "agent")
+    return {cycle_key(state): policy_model(policy, cycle_tags(state, "mgral"))}
 
 
 def _reward_figure(history: dict[str, list[float]]) -> plt.Figure:

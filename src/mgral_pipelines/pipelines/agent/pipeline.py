@@ -4,7 +4,7 @@ from kedro.pipeline import Node, Pipeline
 
 from mgral_pipelines.pipelines.common import current_state_node
 
-from .nodes import train_agent
+from .nodes import package_policy, train_agent
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -15,5 +15,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                  ["lookup_tables", "embeddings", "pool_detections", "state", "image_index",
                   "params:agent", "params:al"],
                  ["agent_policies", "agent_metrics", "agent_reward_curve"], name="train_agent"),
+            Node(package_policy, ["agent_policies", "state", "params:al"], "registered_policy",
+                 name="package_policy"),
         ]
     )

@@ -25,12 +25,14 @@ logger = logging.getLogger(__name__)
 
 def receive_labels(
     states: dict[int, dict[str, Any]], image_index: dict[str, Any], label_studio: LabelStudioServer,
-    pool_detections: dict[str, Any], packages: dict[str, str], al: dict[str, Any],
+    pool_detections: dict[str, Any], packages: dict[str, str], saved_labels: dict[str, Any],
+    al: dict[str, Any],
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """The state this cycle starts from: the chosen one, or (when its batch awaits labels) the
     next one built from people's labels. Returns the imported labels as COCO, the state to save
     (saved in this order, so a state never exists without its labels file), and the state again
-    for the next node."""
+    for the next node. Labels equal to the cycle's saved ones (a rebuild from that file) are not
+    saved again, so the file keeps where they first came from."""
     params = ALParams(**al)
     state = al_state.choose_state(states, params.from_cycle)
     if "awaiting" not in state:
@@ -38,7 +40,15 @@ def receive_labels(
     key = cycle_key(state)
     detections = pool_detections[key]() if key in pool_detections else {}
     following, coco = receive(state, image_index, params, label_studio, detections, packages.get(key))
+    if key in saved_labels and _same_labels(saved_labels[key](), coco):
+        logger.info("Cycle %d: the labels equal the saved ones; their file stays as it is",
+                    state["cycle"])
+        return {}, following, following
     return {key: coco}, following, following
+
+
+def _same_labels(saved: dict[str, Any], coco: dict[str, Any]) -> bool:
+    return all(saved.get(part) == coco[part] for part in ("images", "annotations", "categories"))
 
 
 def current_state(state: dict[str, Any], image_index: dict[str, Any], label_studio: LabelStudioServer,

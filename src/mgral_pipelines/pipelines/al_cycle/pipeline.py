@@ -25,7 +25,7 @@ def start_pipeline() -> Pipeline:
         [
             Node(receive_labels,
                  ["al_states", "image_index", "label_studio", "awaiting_detections",
-                  "annotation_package_folders", "params:al"],
+                  "annotation_package_folders", "saved_annotations", "params:al"],
                  ["received_annotations", "received_al_state", "received_state"],
                  name="receive_labels"),
             Node(current_state, ["received_state", "image_index", "label_studio", "params:al"],

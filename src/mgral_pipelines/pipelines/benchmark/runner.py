@@ -104,7 +104,7 @@ class _Detector:
 
     @functools.cached_property
     def checkpoints(self) -> dict[str, Callable[[], bytes]]:
-        trained, _, _ = _time(self.timings, "train_detector", lambda: train_detector(
+        trained, _ = _time(self.timings, "train_detector", lambda: train_detector(
             self.state, self.data.image_index, self.data.eval_labels, self.detector))
         return _partitions(trained)
 
@@ -165,7 +165,8 @@ def _make_run(strategy: str, data: _SeedData, params: BenchmarkParams, detector:
     seed = data.seed
     options = params.strategy_options.get(strategy, {})
     run_al = {**al, "strategy": strategy, "budget": params.budget, "seed": seed,
-              "from_cycle": None, "strategy_options": options}
+              "from_cycle": None, "strategy_options": options,
+              "annotator": "oracle"}  # a simulation: never people, whatever al.annotator says
     run_detector = {**detector, "seed": seed, "run_dir": _scratch(detector, strategy, seed)}
     run_lut = {**lut, "seed": seed}
     run_agent = {**agent, "policy": {**agent.get("policy", {}), "seed": seed}}
@@ -343,6 +344,14 @@ def _save(run: _Run, record: dict[str, Any], tracker: benchmark_tracking.ChildRu
 
 def _check_pool(image_index: dict[str, Any], dataset: dict[str, Any],
                 params: BenchmarkParams) -> None:
+    unlabelled = image_index.get("unlabelled_ids", [])
+    if unlabelled or DatasetParams(**dataset).assign.paths():
+        raise ValueError(
+            "the benchmark draws V, T and L_0 by seed from dataset.splits and labels its queries "
+            f"with the oracle, so it needs labelled data only ({len(unlabelled)} images of "
+            "dataset.unlabelled have no labels; dataset.assign is not used): prepare such a "
+            "dataset, or give the benchmark its own environment"
+        )
     sizes = DatasetParams(**dataset).splits
     pool = len(image_index["images"]) - sizes.val - sizes.test - sizes.initial
     if params.cycles * params.budget > pool:

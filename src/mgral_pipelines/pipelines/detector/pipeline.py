@@ -4,7 +4,7 @@ from kedro.pipeline import Node, Pipeline
 
 from mgral_pipelines.pipelines.common import current_state_node
 
-from .nodes import detector_metrics, evaluate_detector, train_detector
+from .nodes import detector_metrics, evaluate_detector, package_detector, train_detector
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -12,8 +12,10 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             current_state_node,
             Node(train_detector, ["state", "image_index", "eval_labels", "params:detector"],
-                 ["detector_checkpoints", "detector_checkpoint_artifact", "detector_training_info"],
-                 name="train_detector"),
+                 ["detector_checkpoints", "detector_training_info"], name="train_detector"),
+            Node(package_detector,
+                 ["detector_checkpoints", "state", "image_index", "params:detector"],
+                 "registered_detector", name="package_detector"),
             Node(evaluate_detector,
                  ["detector_checkpoints", "state", "image_index", "eval_labels", "params:detector"],
                  "detector_reports", name="evaluate_detector"),

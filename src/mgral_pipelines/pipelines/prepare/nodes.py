@@ -22,18 +22,27 @@ from mgral_pipelines.data.unlabelled import add_unlabelled_folder
 logger = logging.getLogger(__name__)
 
 
-def import_source(dataset: dict[str, Any]) -> Manifest:
-    """The canonical manifest of the configured source (the embedded one is generated first),
-    plus the images of `dataset.unlabelled` when given."""
+def generate_embedded(dataset: dict[str, Any]) -> str:
+    """The path `import_source` reads. With `dataset.source: embedded`, the embedded dataset is
+    written to `dataset.raw_dir` first (reused when generated from the same config) and this is its
+    data.yaml; for your own data it is `dataset.path`, and `raw_dir` is left an empty folder, so
+    DVC's `embedded` stage has its output whatever the source."""
+    params = DatasetParams(**dataset)
+    if params.source != "embedded":
+        Path(params.raw_dir).mkdir(parents=True, exist_ok=True)
+        return str(params.path)
+    return str(generate_embedded_dataset(Path(params.raw_dir), EmbeddedDatasetConfig(**params.embedded)))
+
+
+def import_source(source_path: str, dataset: dict[str, Any]) -> Manifest:
+    """The canonical manifest of the configured source, read from `source_path`, plus the images
+    of `dataset.unlabelled` when given."""
     params = DatasetParams(**dataset)
     if params.source == "embedded":
-        data_yaml = generate_embedded_dataset(
-            Path(params.raw_dir), EmbeddedDatasetConfig(**params.embedded)
-        )
-        manifest = load_yolo_dataset(data_yaml)
+        manifest = load_yolo_dataset(Path(source_path))
         manifest["source"] = "embedded"
     else:
-        manifest = import_dataset(params.source, params.path, params.class_names(),
+        manifest = import_dataset(params.source, source_path, params.class_names(),
                                   params.images_dir)
     logger.info(
         "Imported %d labelled images, %d classes from %s (%s): %s", len(manifest["images"]),
@@ -52,9 +61,9 @@ def split_dataset(manifest: Manifest, dataset: dict[str, Any]) -> dict[str, Any]
     return {**result, "seed": params.splits.seed}
 
 
-def import_and_split(dataset: dict[str, Any]) -> tuple[Manifest, dict[str, Any]]:
+def import_and_split(source_path: str, dataset: dict[str, Any]) -> tuple[Manifest, dict[str, Any]]:
     """Both checks first, then both outputs: a dataset that cannot be split writes nothing."""
-    manifest = import_source(dataset)
+    manifest = import_source(source_path, dataset)
     return manifest, split_dataset(manifest, dataset)
 
 

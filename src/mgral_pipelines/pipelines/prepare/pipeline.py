@@ -2,13 +2,21 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import evaluation_labels, import_and_split, initial_state, keep_progress, separate_oracle
+from .nodes import (
+    evaluation_labels,
+    generate_embedded,
+    import_and_split,
+    initial_state,
+    keep_progress,
+    separate_oracle,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
-            Node(import_and_split, "params:dataset", ["dataset_manifest", "splits"],
+            Node(generate_embedded, "params:dataset", "source_path", name="generate_embedded"),
+            Node(import_and_split, ["source_path", "params:dataset"], ["dataset_manifest", "splits"],
                  name="import_and_split"),
             Node(separate_oracle, "dataset_manifest", ["image_index", "oracle_annotations"],
                  name="separate_oracle"),
