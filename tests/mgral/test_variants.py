@@ -1,5 +1,6 @@
 """LUT construction: ΔmAP bookkeeping and parallel variant training."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,38 @@ def test_parallel_workers_give_the_same_variants_as_sequential(detector_dataset,
     parallel = variants.train_variants(jobs(tmp_path / "par"), Executor(workers=2, **one_thread))
     strip = [{k: v for k, v in r.items() if k != "train_time_s"} for r in sequential]
     assert [{k: v for k, v in r.items() if k != "train_time_s"} for r in parallel] == strip
+
+
+@pytest.mark.slow
+def test_a_failed_build_keeps_its_finished_variants_for_the_next(detector_dataset, tmp_path):
+    data = detector_dataset
+    config = adapter.DetectorConfig(imgsz=64, epochs=1, batch=8)
+    base, _ = adapter.train_detector(data.records, data.annotations, data.classes,
+                                     data.train_ids, data.val_ids, config, tmp_path / "base",
+                                     progress=False)
+    labelled, unlabelled = data.train_ids[:8], data.train_ids[8:12]
+    known = {i: data.annotations[i] for i in labelled + data.val_ids}
+
+    def job(name: str, ids: list[str]) -> variants.VariantJob:
+        return variants.VariantJob(
+            name=name, unlabelled_ids=ids, records=data.records, annotations=known,
+            classes=data.classes, labelled_ids=labelled, val_ids=data.val_ids, config=config,
+            semi=adapter.SemiSupervisedConfig(pseudo_label_conf=0.1), initial_weights=base,
+            run_dir=str(tmp_path / "runs" / name))
+
+    finished = tmp_path / "finished"
+    good = [job("reference", []), job("batch_0", unlabelled)]
+    with pytest.raises(Exception, match="no-such-image"):  # a variant that fails for good
+        variants.train_variants([*good, job("batch_1", ["no-such-image"])], Executor(),
+                                finished_dir=finished)
+    kept = {json.loads(p.read_text())["name"]: json.loads(p.read_text())
+            for p in finished.glob("*.json")}
+    assert sorted(kept) == ["batch_0", "reference"]
+
+    # The next build trains only the variant that changed: the kept ones come back as they were
+    # (their training times too, which a new training would not repeat to the microsecond).
+    results = variants.train_variants([*good, job("batch_1", unlabelled[:2])], Executor(),
+                                      finished_dir=finished)
+    assert results[:2] == [kept["reference"], kept["batch_0"]]
+    assert results[2]["name"] == "batch_1" and results[2]["image_ids"] == unlabelled[:2]
+    assert not finished.exists()  # a complete build leaves nothing to be reused by mistake

@@ -16,7 +16,9 @@ an `Executor` saying where to run them:
 
 Only the caller (the driver) writes catalog outputs and talks to MLflow: tasks return values.
 A task that fails for good (its own exception, or its worker dying more than `max_retries` times)
-fails the call with that task's error after the results that arrived were handed over.
+fails the call with that task's error after the results that arrived were handed over: to
+`on_result` for `run_tasks` (so a caller can keep them, as the LUT does), as yielded items for
+`stream_tasks`.
 """
 
 from __future__ import annotations
@@ -55,14 +57,20 @@ class Executor:
 
 
 def run_tasks(fn: Callable[[Job], Result], jobs: Sequence[Job], executor: Executor, *,
-              desc: str, files: Iterable[str] = ()) -> list[Result]:
-    """`[fn(job) for job in jobs]`, run where `executor` says; `files` are shipped to Ray tasks."""
+              desc: str, files: Iterable[str] = (),
+              on_result: Callable[[int, Result], None] | None = None) -> list[Result]:
+    """`[fn(job) for job in jobs]`, run where `executor` says; `files` are shipped to Ray tasks.
+
+    `on_result(index, result)` is called on the driver as each job finishes, before a later
+    failure can end the call."""
     if not jobs:
         return []
     if executor.kind == "ray":
         from mgral_pipelines.execution import ray_tasks  # Ray is imported only when used
-        return ray_tasks.run_tasks(fn, jobs, executor.ray, desc=desc, files=files)
-    return local.run_tasks(fn, jobs, executor.workers, executor.torch_threads, desc=desc)
+        return ray_tasks.run_tasks(fn, jobs, executor.ray, desc=desc, files=files,
+                                   on_result=on_result)
+    return local.run_tasks(fn, jobs, executor.workers, executor.torch_threads, desc=desc,
+                           on_result=on_result)
 
 
 def stream_tasks(fn: Callable[[Job], Iterator[Result]], jobs: Sequence[Job], executor: Executor,

@@ -131,8 +131,10 @@ def _check_resources(params: RayParams) -> None:
 
 
 def run_tasks(fn: Callable[[Any], Any], jobs: Sequence[Any], params: RayParams, *, desc: str,
-              files: Iterable[str] = ()) -> list[Any]:
-    """One Ray task per job; results in job order. The first failure cancels the others."""
+              files: Iterable[str] = (),
+              on_result: Callable[[int, Any], None] | None = None) -> list[Any]:
+    """One Ray task per job; results in job order, each handed to `on_result(index, result)` as
+    it arrives. The first failure cancels the others."""
     with connect(params):
         _check_resources(params)
         shipped = _ship(files, params)
@@ -146,7 +148,10 @@ def run_tasks(fn: Callable[[Any], Any], jobs: Sequence[Any], params: RayParams, 
             try:
                 while pending:
                     done, pending = ray.wait(pending, num_returns=1)
-                    results[index[done[0]]] = _get(done[0], _task_name(desc, index[done[0]]))
+                    position = index[done[0]]
+                    results[position] = _get(done[0], _task_name(desc, position))
+                    if on_result is not None:
+                        on_result(position, results[position])
                     progress.update(1)
             finally:
                 _cancel(pending)

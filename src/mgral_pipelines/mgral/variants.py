@@ -5,13 +5,20 @@ fine-tuned on L_t (labels) plus S_k (pseudo-labels only, never oracle labels) wi
 L_S + w(t)·L_U. A reference variant is fine-tuned on L_t alone with the same schedule and seed.
 ΔmAP_k = mAP_V(variant_k) - mAP_V(reference). Variants are independent, so they run through an
 `execution.Executor`: in parallel local processes, or as Ray tasks that get their images and
-checkpoint through Ray's object store.
+checkpoint through Ray's object store. Each finished variant is kept on the driver's disk until
+the table is built, so a build that fails (a variant failing for good) loses none of them: the
+next build with the same jobs trains only the others.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import logging
+import os
+import pickle
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,10 +85,55 @@ def _train_and_evaluate(job: VariantJob) -> dict[str, Any]:
     }
 
 
-def train_variants(jobs: list[VariantJob], executor: execution.Executor) -> list[dict[str, Any]]:
-    """Train every job where `executor` says; results in job order."""
-    files = [r["file"] for job in jobs for r in job.records if r["image_id"] in _image_ids(job)]
-    return execution.run_tasks(train_variant, jobs, executor, desc="lut variants", files=files)
+def train_variants(jobs: list[VariantJob], executor: execution.Executor,
+                   finished_dir: Path | None = None) -> list[dict[str, Any]]:
+    """Train every job where `executor` says; results in job order.
+
+    With `finished_dir`, each result is written there as it arrives and read back instead of
+    training a job with the very same inputs (weights, images, labels, schedule, seed) again;
+    the folder is removed once every job has its result."""
+    results = {i: found for i, job in enumerate(jobs)
+               if (found := _finished(finished_dir, job)) is not None}
+    if results:
+        logger.info("%d of %d variants were finished by an earlier, interrupted build (%s); "
+                    "training the other %d", len(results), len(jobs), finished_dir,
+                    len(jobs) - len(results))
+    todo = [i for i in range(len(jobs)) if i not in results]
+
+    def keep(position: int, result: dict[str, Any]) -> None:
+        results[todo[position]] = result
+        if finished_dir is not None:
+            _write_finished(finished_dir, jobs[todo[position]], result)
+
+    remaining = [jobs[i] for i in todo]
+    files = [r["file"] for job in remaining for r in job.records if r["image_id"] in _image_ids(job)]
+    execution.run_tasks(train_variant, remaining, executor, desc="lut variants", files=files,
+                        on_result=keep)
+    if finished_dir is not None:
+        shutil.rmtree(finished_dir, ignore_errors=True)
+    return [results[i] for i in range(len(jobs))]
+
+
+def _finished_file(folder: Path, job: VariantJob) -> Path:
+    # The job's every input except where it writes scratch files: the same digest means the
+    # same training, so its result can stand in for training it again.
+    digest = hashlib.sha256(pickle.dumps(dataclasses.replace(job, run_dir=""))).hexdigest()
+    return folder / f"{job.name}-{digest[:20]}.json"
+
+
+def _finished(folder: Path | None, job: VariantJob) -> dict[str, Any] | None:
+    if folder is None:
+        return None
+    path = _finished_file(folder, job)
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _write_finished(folder: Path, job: VariantJob, result: dict[str, Any]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = _finished_file(folder, job)
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(result))
+    os.replace(partial, path)  # a crash mid-write leaves no half result to be read back
 
 
 def delta_map_table(results: list[dict[str, Any]], metric: str) -> dict[str, Any]:

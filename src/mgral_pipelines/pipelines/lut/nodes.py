@@ -73,7 +73,8 @@ def build_lut(
              for k, batch in enumerate(candidates)]
     started = time.perf_counter()
     executor = execution.executor_from(params)
-    table = variants.delta_map_table(variants.train_variants(jobs, executor), params.metric)
+    results = variants.train_variants(jobs, executor, finished_dir=folder / "finished")
+    table = variants.delta_map_table(results, params.metric)
     seconds = time.perf_counter() - started
 
     for entry, batch in zip(table["entries"], candidates, strict=True):
