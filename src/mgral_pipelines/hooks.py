@@ -39,6 +39,41 @@ class PrepareOnFirstRun:
         SequentialRunner().run(prepare_pipeline(), catalog)
 
 
+class VersionedDatasetsAreFolders:
+    """Stops a run at once when a `versioned: true` dataset's path is a plain file.
+
+    A workspace prepared before the prepared data became Kedro-versioned has `image_index.json`
+    and its siblings as files, where Kedro now keeps a folder of versions
+    (`<name>.json/<timestamp>/<name>.json`). Kedro would fail on the first load with only "Did not
+    find any versions"; this names every such file and the way out before any node runs.
+    """
+
+    @hook_impl
+    def before_pipeline_run(
+        self, run_params: dict[str, Any], pipeline: Pipeline, catalog: CatalogProtocol
+    ) -> None:
+        plain = sorted({str(path) for name in pipeline.datasets()
+                        if (path := _local_versioned_path(catalog, name)) and path.is_file()})
+        if plain:
+            raise ValueError(
+                f"{', '.join(plain)}: a plain file where a Kedro-versioned dataset keeps a folder "
+                "of versions (<name>.json/<timestamp>/<name>.json); it was written before "
+                "versioning. Move it away (for example `mv <file> <file>.pre-versioning`) and run "
+                "`kedro run --pipeline=prepare` again: the AL states and labels are kept."
+            )
+
+
+def _local_versioned_path(catalog: CatalogProtocol, name: str) -> Path | None:
+    if name not in catalog.keys():
+        return None
+    dataset = catalog.get(name)
+    # kedro-datasets' file datasets keep their path and version in these attributes; a dataset
+    # without them (or not versioned, or not on the local disk) has nothing to check.
+    if getattr(dataset, "_version", None) is None or getattr(dataset, "_protocol", None) != "file":
+        return None
+    return Path(str(dataset._filepath))
+
+
 class TrackImportedLabels:
     """Puts the labels people returned under DVC (`dvc add data/01_raw/annotations`) as soon as
     they are saved, when the project is a DVC repository: they are raw data nobody can recompute,

@@ -7,9 +7,15 @@ from mgral_pipelines.environment import import_kedro_mlflow_model_quietly
 
 import_kedro_mlflow_model_quietly()  # before Kedro loads kedro-mlflow's hook and CLI
 
-from mgral_pipelines.hooks import PrepareOnFirstRun, TrackImportedLabels, TrackingTags  # noqa: E402
+from mgral_pipelines.hooks import (  # noqa: E402
+    PrepareOnFirstRun,
+    TrackImportedLabels,
+    TrackingTags,
+    VersionedDatasetsAreFolders,
+)
 
-HOOKS = (PrepareOnFirstRun(), TrackingTags(), TrackImportedLabels())
+# pluggy calls the last registered first: the check of the workspace precedes PrepareOnFirstRun.
+HOOKS = (PrepareOnFirstRun(), TrackingTags(), TrackImportedLabels(), VersionedDatasetsAreFolders())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

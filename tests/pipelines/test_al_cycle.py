@@ -104,3 +104,14 @@ def test_prepare_writes_nothing_until_every_check_has_passed(project):
     written = [p for p in (project / "data").rglob("*")
                if p.is_file() and "01_raw" not in p.parts]  # only the generated raw images
     assert written == []
+
+
+def test_a_plain_file_from_before_versioning_is_named_before_anything_runs(project):
+    stale = project / "data/03_primary/image_index.json"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("{}")
+    with pytest.raises(ValueError, match=r"03_primary/image_index.json: a plain file where a "
+                       r"Kedro-versioned dataset keeps a folder.*--pipeline=prepare"):
+        run_pipeline(project, "al_cycle", {"al": {"strategy": "random"}})
+    assert not (project / "data/05_model_input").exists()  # not even the first-run prepare ran
+    assert stale.read_text() == "{}"
