@@ -181,7 +181,8 @@ class LUTParams(_Strict):
     epochs: int = Field(1, ge=1, description="fine-tuning epochs of every variant and the reference")
     images_per_epoch: int | None = Field(
         128, ge=1, description="images per variant epoch (detector.images_per_epoch for the "
-        "variants): a fixed, small number of steps, the same for the reference and every variant")
+        "variants): a fixed, small number of steps, the same for the reference and every variant; "
+        "raised to |L_t| + B for all when that is larger")
     lr0: float | None = Field(
         None, gt=0, description="learning rate of every variant and the reference; null = "
         "detector.lr0. A variant starts a fresh optimiser on D_t with no warm-up, so AdamW's first "

@@ -29,6 +29,20 @@ def uses_mgral(al: dict[str, Any], step: str) -> bool:
     return strategy == "mgral"
 
 
+def step_matched_images_per_epoch(images_per_epoch: int | None, labelled: int,
+                                  batch_size: int) -> int | None:
+    """The images per epoch of every variant and the reference: `lut.images_per_epoch`, or L_t + B
+    when that is more. An epoch never takes fewer images than its training set, so a variant on
+    L_t + S_k larger than the setting would take more optimiser steps than the reference on L_t
+    and its ΔmAP would measure the extra steps too; raising the setting for all keeps them equal."""
+    if images_per_epoch is None or labelled + batch_size <= images_per_epoch:
+        return images_per_epoch
+    logger.info("L_t + B = %d images exceed lut.images_per_epoch=%d: every variant and the "
+                "reference take %d images per epoch, so their optimiser steps stay equal",
+                labelled + batch_size, images_per_epoch, labelled + batch_size)
+    return labelled + batch_size
+
+
 def build_lut(
     state: dict[str, Any], image_index: dict[str, Any], eval_labels: dict[str, Any],
     checkpoints: dict[str, Any], embeddings: dict[str, Any], pool_detections: dict[str, Any],
@@ -44,8 +58,10 @@ def build_lut(
     params = LUTParams(**lut)
     batch_size = params.batch_size or ALParams(**al).budget
     base_config, run_dir = detector_settings(detector)
+    images_per_epoch = step_matched_images_per_epoch(
+        params.images_per_epoch, len(state["labelled_ids"]), batch_size)
     config = dataclasses.replace(base_config, epochs=params.epochs,
-                                 images_per_epoch=params.images_per_epoch,
+                                 images_per_epoch=images_per_epoch,
                                  lr0=params.lr0 or base_config.lr0,
                                  warmup_epochs=0.0, checkpoint="last")
     semi = adapter.SemiSupervisedConfig.from_dict(params.semi_supervised)
@@ -81,7 +97,7 @@ def build_lut(
         entry["embeddings"] = vectors[[row_of[i] for i in entry["image_ids"]]].tolist()
         entry.update(stratum=batch["stratum"], stratum_share=batch["share"])
     table.update(cycle=state["cycle"], schedule={
-        "epochs": params.epochs, "images_per_epoch": params.images_per_epoch,
+        "epochs": params.epochs, "images_per_epoch": images_per_epoch,
         "batch_size": batch_size, "seed": params.seed,
         "semi_supervised": dataclasses.asdict(semi), "detector": dataclasses.asdict(config)})
     deltas = [entry["delta_map"] for entry in table["entries"]]
