@@ -2,6 +2,7 @@
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -18,23 +19,33 @@ def test_delta_map_is_taken_against_the_reference():
     assert [round(e["delta_map"], 6) for e in table["entries"]] == [0.05, -0.05]
 
 
-@pytest.mark.slow
-def test_parallel_workers_give_the_same_variants_as_sequential(detector_dataset, tmp_path):
+@pytest.fixture(scope="module")
+def variant_setup(detector_dataset, tmp_path_factory) -> SimpleNamespace:
+    """`variant_setup.job(name, unlabelled_ids, run_dir)`: a variant of one base detector (trained once for
+    the module) on 8 labelled images; `variant_setup.unlabelled`: a batch of 4 other images."""
     data = detector_dataset
     config = adapter.DetectorConfig(imgsz=64, epochs=1, batch=8)
     base, _ = adapter.train_detector(data.records, data.annotations, data.classes,
-                                     data.train_ids, data.val_ids, config, tmp_path / "base",
-                                     progress=False)
-    labelled, unlabelled = data.train_ids[:8], data.train_ids[8:12]
+                                     data.train_ids, data.val_ids, config,
+                                     tmp_path_factory.mktemp("base"), progress=False)
+    labelled = data.train_ids[:8]
     known = {i: data.annotations[i] for i in labelled + data.val_ids}
 
-    def jobs(folder: Path):
-        return [variants.VariantJob(
+    def make(name: str, ids: list[str], run_dir: Path) -> variants.VariantJob:
+        return variants.VariantJob(
             name=name, unlabelled_ids=ids, records=data.records, annotations=known,
             classes=data.classes, labelled_ids=labelled, val_ids=data.val_ids, config=config,
             semi=adapter.SemiSupervisedConfig(pseudo_label_conf=0.1), initial_weights=base,
-            run_dir=str(folder / name),
-        ) for name, ids in (("reference", []), ("batch_0", unlabelled))]
+            run_dir=str(run_dir / name))
+
+    return SimpleNamespace(job=make, unlabelled=data.train_ids[8:12])
+
+
+@pytest.mark.slow
+def test_parallel_workers_give_the_same_variants_as_sequential(variant_setup, tmp_path):
+    def jobs(folder: Path):
+        return [variant_setup.job(name, ids, folder)
+                for name, ids in (("reference", []), ("batch_0", variant_setup.unlabelled))]
 
     one_thread = {"torch_threads": 1}
     sequential = variants.train_variants(jobs(tmp_path / "seq"), Executor(workers=1, **one_thread))
@@ -44,26 +55,12 @@ def test_parallel_workers_give_the_same_variants_as_sequential(detector_dataset,
 
 
 @pytest.mark.slow
-def test_a_failed_build_keeps_its_finished_variants_for_the_next(detector_dataset, tmp_path):
-    data = detector_dataset
-    config = adapter.DetectorConfig(imgsz=64, epochs=1, batch=8)
-    base, _ = adapter.train_detector(data.records, data.annotations, data.classes,
-                                     data.train_ids, data.val_ids, config, tmp_path / "base",
-                                     progress=False)
-    labelled, unlabelled = data.train_ids[:8], data.train_ids[8:12]
-    known = {i: data.annotations[i] for i in labelled + data.val_ids}
-
-    def job(name: str, ids: list[str]) -> variants.VariantJob:
-        return variants.VariantJob(
-            name=name, unlabelled_ids=ids, records=data.records, annotations=known,
-            classes=data.classes, labelled_ids=labelled, val_ids=data.val_ids, config=config,
-            semi=adapter.SemiSupervisedConfig(pseudo_label_conf=0.1), initial_weights=base,
-            run_dir=str(tmp_path / "runs" / name))
-
+def test_a_failed_build_keeps_its_finished_variants_for_the_next(variant_setup, tmp_path):
+    make_job, unlabelled, runs = variant_setup.job, variant_setup.unlabelled, tmp_path / "runs"
     finished = tmp_path / "finished"
-    good = [job("reference", []), job("batch_0", unlabelled)]
+    good = [make_job("reference", [], runs), make_job("batch_0", unlabelled, runs)]
     with pytest.raises(Exception, match="no-such-image"):  # a variant that fails for good
-        variants.train_variants([*good, job("batch_1", ["no-such-image"])], Executor(),
+        variants.train_variants([*good, make_job("batch_1", ["no-such-image"], runs)], Executor(),
                                 finished_dir=finished)
     kept = {json.loads(p.read_text())["name"]: json.loads(p.read_text())
             for p in finished.glob("*.json")}
@@ -71,8 +68,8 @@ def test_a_failed_build_keeps_its_finished_variants_for_the_next(detector_datase
 
     # The next build trains only the variant that changed: the kept ones come back as they were
     # (their training times too, which a new training would not repeat to the microsecond).
-    results = variants.train_variants([*good, job("batch_1", unlabelled[:2])], Executor(),
-                                      finished_dir=finished)
+    results = variants.train_variants([*good, make_job("batch_1", unlabelled[:2], runs)],
+                                      Executor(), finished_dir=finished)
     assert results[:2] == [kept["reference"], kept["batch_0"]]
     assert results[2]["name"] == "batch_1" and results[2]["image_ids"] == unlabelled[:2]
     assert not finished.exists()  # a complete build leaves nothing to be reused by mistake
