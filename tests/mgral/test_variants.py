@@ -21,8 +21,8 @@ def test_delta_map_is_taken_against_the_reference():
 
 @pytest.fixture(scope="module")
 def variant_setup(detector_dataset, tmp_path_factory) -> SimpleNamespace:
-    """`variant_setup.job(name, unlabelled_ids, run_dir)`: a variant of one base detector (trained once for
-    the module) on 8 labelled images; `variant_setup.unlabelled`: a batch of 4 other images."""
+    """`.job(name, unlabelled_ids, run_dir)`: a variant of one base detector (trained once for the
+    module) on 8 labelled images; `.unlabelled`: a batch of 4 other images."""
     data = detector_dataset
     config = adapter.DetectorConfig(imgsz=64, epochs=1, batch=8)
     base, _ = adapter.train_detector(data.records, data.annotations, data.classes,
