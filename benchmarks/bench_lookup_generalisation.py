@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import ot
 import pandas as pd
 from tqdm.auto import tqdm
 
@@ -48,7 +47,9 @@ from kedro.framework.session import KedroSession  # noqa: E402
 from kedro.framework.startup import bootstrap_project  # noqa: E402
 
 from mgral_pipelines.mgral.lookup import (  # noqa: E402
+    LookupTable,
     choose_bandwidth,
+    entry_distances,
     kernel_regression,
     leave_one_out,
 )
@@ -97,13 +98,8 @@ def weighted_kernel_leave_one_out(distances: dict[float, np.ndarray],
 
 
 def wasserstein_matrix(clouds: list[np.ndarray]) -> np.ndarray:
-    size = len(clouds)
-    matrix = np.zeros((size, size))
-    for i in range(size):
-        for j in range(i + 1, size):
-            matrix[i, j] = matrix[j, i] = ot.emd2(
-                ot.unif(len(clouds[i])), ot.unif(len(clouds[j])), ot.dist(clouds[i], clouds[j]))
-    return matrix
+    """The batches' pairwise Wasserstein distances, as the LUT computes them between its entries."""
+    return entry_distances(LookupTable(clouds, np.zeros(len(clouds))))
 
 
 def linear_leave_one_out(feature: np.ndarray, target: np.ndarray) -> np.ndarray:
