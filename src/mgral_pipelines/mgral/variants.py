@@ -16,7 +16,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 import pickle
 import shutil
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from typing import Any
 
 from mgral_pipelines import detector as adapter
 from mgral_pipelines import execution
+from mgral_pipelines.datasets import write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -92,8 +92,10 @@ def train_variants(jobs: list[VariantJob], executor: execution.Executor,
     With `finished_dir`, each result is written there as it arrives and read back instead of
     training a job with the very same inputs (weights, images, labels, schedule, seed) again;
     the folder is removed once every job has its result."""
-    results = {i: found for i, job in enumerate(jobs)
-               if (found := _finished(finished_dir, job)) is not None}
+    # One digest per job (its inputs include the weights and every image record).
+    kept = [_finished_file(finished_dir, job) if finished_dir else None for job in jobs]
+    results = {i: json.loads(path.read_text()) for i, path in enumerate(kept)
+               if path is not None and path.is_file()}
     if results:
         logger.info("%d of %d variants were finished by an earlier, interrupted build (%s); "
                     "training the other %d", len(results), len(jobs), finished_dir,
@@ -101,9 +103,10 @@ def train_variants(jobs: list[VariantJob], executor: execution.Executor,
     todo = [i for i in range(len(jobs)) if i not in results]
 
     def keep(position: int, result: dict[str, Any]) -> None:
-        results[todo[position]] = result
-        if finished_dir is not None:
-            _write_finished(finished_dir, jobs[todo[position]], result)
+        index = todo[position]
+        results[index] = result
+        if kept[index] is not None:
+            write_atomically(kept[index], json.dumps(result).encode())  # never half a result
 
     remaining = [jobs[i] for i in todo]
     files = [r["file"] for job in remaining for r in job.records if r["image_id"] in _image_ids(job)]
@@ -119,21 +122,6 @@ def _finished_file(folder: Path, job: VariantJob) -> Path:
     # same training, so its result can stand in for training it again.
     digest = hashlib.sha256(pickle.dumps(dataclasses.replace(job, run_dir=""))).hexdigest()
     return folder / f"{job.name}-{digest[:20]}.json"
-
-
-def _finished(folder: Path | None, job: VariantJob) -> dict[str, Any] | None:
-    if folder is None:
-        return None
-    path = _finished_file(folder, job)
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def _write_finished(folder: Path, job: VariantJob, result: dict[str, Any]) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = _finished_file(folder, job)
-    partial = path.with_suffix(".partial")
-    partial.write_text(json.dumps(result))
-    os.replace(partial, path)  # a crash mid-write leaves no half result to be read back
 
 
 def delta_map_table(results: list[dict[str, Any]], metric: str) -> dict[str, Any]:
