@@ -49,6 +49,7 @@ from mgral_pipelines import detector as adapter  # noqa: E402
 from mgral_pipelines.config import AgentParams, ALParams, LUTParams  # noqa: E402
 from mgral_pipelines.mgral import variants  # noqa: E402
 from mgral_pipelines.mgral.candidates import pool_strata, sample_candidate_batches  # noqa: E402
+from mgral_pipelines.mgral.features import confident_detections  # noqa: E402
 from mgral_pipelines.mgral.lookup import Estimator, LookupConfig, LookupTable  # noqa: E402
 from mgral_pipelines.pipelines.benchmark.runner import seed_data  # noqa: E402
 from mgral_pipelines.pipelines.common import cycle_key, detector_settings  # noqa: E402
@@ -114,11 +115,20 @@ def main() -> None:
     parser.add_argument("--true-from", type=Path, default=None,
                         help="reuse the true gains of an earlier run's CSV (same split seed, "
                         "batches and repeats; checked batch by batch) and measure only the proxy")
+    parser.add_argument("--initial-detector", type=Path, default=None,
+                        help="D_0 to use instead of training one (e.g. an earlier run's "
+                        "<run_dir>/reward_fidelity/<out stem>/cycle_0/lut/reference/"
+                        "initial_weights.pt): same D_0, same held-out batches")
+    parser.add_argument("--lut-only", action="store_true",
+                        help="with --true-from: reuse its semi-supervised ΔmAPs as well and "
+                        "measure only the LUT (its build and its predictions)")
     parser.add_argument("--out", type=Path, default=Path("docs/reward_fidelity.csv"))
     parser.add_argument("--summarise-only", action="store_true",
                         help="train nothing: summarise the rows already in --out (joining "
                         "--true-from's true gains when given)")
     args = parser.parse_args()
+    if args.lut_only and args.true_from is None:
+        parser.error("--lut-only reuses an earlier run's measurements: give --true-from")
     if args.summarise_only:
         frame = pd.read_csv(args.out)
         if args.true_from is not None:
@@ -149,7 +159,11 @@ def main() -> None:
     started = time.perf_counter()
 
     # D_0, its embeddings and pool predictions, and the cycle's LUT: exactly as al_cycle makes them.
-    checkpoints, checkpoint, _ = train_detector(state, index, data.eval_labels, detector)
+    if args.initial_detector is not None:
+        checkpoints = {cycle_key(state): args.initial_detector.read_bytes()}
+        checkpoint = args.initial_detector
+    else:
+        checkpoints, checkpoint, _ = train_detector(state, index, data.eval_labels, detector)
     raw, _ = embed_images(_partitions(checkpoints), state, index, detector, params["embedding"])
     embeddings, _ = reduce_embeddings(_partitions(raw), state, params["embedding"])
     detections = predict_pool(_partitions(checkpoints), state, index, detector, al)
@@ -160,8 +174,8 @@ def main() -> None:
     estimate = Estimator(LookupTable.from_lut(table),
                          LookupConfig(**AgentParams(**params["agent"]).lookup))
     print(f"LUT: {len(table['entries'])} entries, leave-one-out ρ "
-          f"{table['fidelity']['loo_spearman']:.3f} ({time.perf_counter() - started:.0f} s)",
-          flush=True)
+          f"{table['fidelity']['loo_spearman']:.3f}, detection weight "
+          f"{estimate.detection_weight:g} ({time.perf_counter() - started:.0f} s)", flush=True)
 
     # Held-out batches, drawn as the LUT draws its own, with another seed.
     params_lut = LUTParams(**lut)
@@ -205,11 +219,14 @@ def main() -> None:
 
     references = {
         r: (None if reuse_true else true_map(state["labelled_ids"], r, "reference"),
-            semi_map([], r, "reference"))
+            None if args.lut_only else semi_map([], r, "reference"))
         for r in range(args.repeats)}
     rows = []
+    earlier = pd.read_csv(args.true_from).set_index(["batch", "repeat"]) if args.lut_only else None
     for k, batch in enumerate(tqdm(held_out, desc="held-out batches", unit="batch")):
-        prediction = estimate(matrix[[row_of[i] for i in batch["image_ids"]]])
+        prediction = estimate(matrix[[row_of[i] for i in batch["image_ids"]]],
+                              [confident_detections(detections[cycle_key(state)][i])
+                               for i in batch["image_ids"]])
         objects = sum(len(oracle[i]) for i in batch["image_ids"])
         for r in range(args.repeats):
             if reuse_true:
@@ -217,12 +234,16 @@ def main() -> None:
             else:
                 true_gain = true_map(state["labelled_ids"] + batch["image_ids"], r, "batch") \
                     - references[r][0]
-            semi_delta = semi_map(batch["image_ids"], r, "batch") - references[r][1]
+            if earlier is not None:  # checked against the batch with the true gains below
+                semi_delta = float(earlier.loc[(k, r), "semi_delta"])
+            else:
+                semi_delta = semi_map(batch["image_ids"], r, "batch") - references[r][1]
             rows.append({"batch": k, "stratum": batch["stratum"], "share": batch["share"],
                          "repeat": r, "true_gain": true_gain, "semi_delta": semi_delta,
                          "lut_prediction": prediction, "objects": objects,
                          "image_ids": " ".join(batch["image_ids"]),
-                         "lut_loo_spearman": table["fidelity"]["loo_spearman"]})
+                         "lut_loo_spearman": table["fidelity"]["loo_spearman"],
+                         "lut_detection_weight": estimate.detection_weight})
         frame = pd.DataFrame(rows)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         frame.to_csv(args.out, index=False)  # after every batch: an interrupted run keeps its rows
@@ -231,6 +252,10 @@ def main() -> None:
         frame = _with_earlier_true_gains(frame, args.true_from)
         frame.to_csv(args.out, index=False)
     report(frame, args, {"semi_supervised": lut["semi_supervised"], "lut_lr0": lut.get("lr0"),
+                         "lut_detection_weight": estimate.detection_weight,
+                         "lut_bandwidth": estimate.bandwidth,
+                         "initial_detector": str(args.initial_detector or "trained"),
+                         "reused": str(args.true_from) if reuse_true else None,
                          "lut_batches": lut["num_batches"], "batch_size": batch_size,
                          "seconds": time.perf_counter() - started})
 

@@ -161,3 +161,68 @@ def test_invalid_estimator_and_bandwidth():
         LookupConfig(estimator="magic")
     with pytest.raises(ValueError, match="bandwidth"):
         LookupConfig(bandwidth=0.0)
+
+
+# --- the detection coordinate ----------------------------------------------------------------------
+
+
+def _counting_table(seed: int = 0) -> LookupTable:
+    """16 entries whose embeddings are all alike and whose ΔmAP grows with the number of objects
+    their images hold: only the detection counts can tell them apart."""
+    rng = np.random.default_rng(seed)
+    objects = rng.integers(0, 6, size=(16, 10))
+    entries = [rng.normal(size=(10, 3)) for _ in range(16)]
+    return LookupTable(entries, 0.004 * objects.mean(axis=1), entry_detections=list(objects))
+
+
+def test_detection_counts_are_weighed_in_when_they_carry_the_gain():
+    table = _counting_table()
+    counted = table_fidelity(table, LookupConfig())
+    assert counted["detection_weight"] > 0
+    assert counted["loo_spearman"] > 0.8 and counted["loo_skill"] > 0.5
+    alone = table_fidelity(table, LookupConfig(detection_weights=[0.0]))
+    assert alone["detection_weight"] == 0 and alone["loo_spearman"] < counted["loo_spearman"]
+    estimate = Estimator(table, LookupConfig())
+    embeddings = np.random.default_rng(5).normal(size=(10, 3))
+    many, few = estimate(embeddings, np.full(10, 5)), estimate(embeddings, np.zeros(10))
+    assert many > few
+
+
+def test_counts_that_carry_nothing_keep_the_embeddings_alone():
+    table = _smooth_table(0.0)
+    table.entry_detections = [np.full(len(e), 2.0) for e in table.entry_embeddings]
+    estimate = Estimator(table, LookupConfig())
+    assert estimate.detection_weight == 0.0
+    plain = Estimator(_smooth_table(0.0), LookupConfig())
+    batch = np.random.default_rng(9).normal(loc=5.5, scale=0.3, size=(10, 3))
+    assert estimate(batch, np.full(10, 7.0)) == pytest.approx(plain(batch))
+
+
+def test_a_table_with_counts_needs_the_batch_counts():
+    estimate = Estimator(_counting_table(), LookupConfig())
+    with pytest.raises(ValueError, match="detection counts"):
+        estimate(np.zeros((4, 3)))
+    with pytest.raises(ValueError, match="3 detection counts for 4 images"):
+        estimate(np.zeros((4, 3)), np.zeros(3))
+    with pytest.raises(ValueError, match="one count per entry image"):
+        LookupTable([np.zeros((2, 3))], np.array([0.1]), entry_detections=[np.zeros(3)])
+    with pytest.raises(ValueError, match="detection_weights"):
+        LookupConfig(detection_weights=[-1.0])
+
+
+def test_tables_round_trip_with_and_without_counts():
+    table = _counting_table()
+    again = LookupTable.from_dict(json.loads(json.dumps(table.to_dict())))
+    np.testing.assert_allclose(np.concatenate(again.entry_detections),
+                               np.concatenate(table.entry_detections))
+    entries = [{"embeddings": e.tolist(), "delta_map": float(d)}
+               for e, d in zip(table.entry_embeddings, table.delta_map)]
+    # A table written before counts were stored is read, and queried, on embeddings alone.
+    old = Estimator(LookupTable.from_lut({"entries": entries}), LookupConfig())
+    assert old.coordinate is None
+    assert old(np.zeros((4, 3)), np.ones(4)) == pytest.approx(old(np.zeros((4, 3))))
+    entries[0]["detections"] = table.entry_detections[0].tolist()
+    assert LookupTable.from_lut({"entries": entries}).entry_detections is None  # all or none
+    for entry, counts in zip(entries, table.entry_detections):
+        entry["detections"] = counts.tolist()
+    assert len(LookupTable.from_lut({"entries": entries}).entry_detections) == len(table)

@@ -18,6 +18,9 @@ def test_mgral_cycle_builds_lut_trains_agent_and_queries(project):
     assert len(lut["entries"]) == 2
     for entry in lut["entries"]:
         assert len(entry["image_ids"]) == 3 and len(entry["embeddings"]) == 3
+        # D_t's detected objects per image, the look-up's extra coordinate
+        assert len(entry["detections"]) == 3 and all(
+            isinstance(count, int) and count >= 0 for count in entry["detections"])
         assert entry["delta_map"] == entry["map50_95"] - lut["reference"]["map50_95"]
     assert lut["schedule"]["epochs"] == 1
     assert (project / "data/06_models/mgral/cycle_0/policy.pt").exists()
@@ -30,6 +33,7 @@ def test_mgral_cycle_builds_lut_trains_agent_and_queries(project):
     mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
     run = mlflow.search_runs(experiment_names=["mgral"], output_format="list")[0]
     assert "lut/delta_map_mean" in run.data.metrics
+    assert run.data.metrics["lut/detection_weight"] in (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
     history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "agent/reward")
     assert len(history) == 4  # 32 episodes / 8 per update
     logged = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}

@@ -7,6 +7,8 @@ own detections of the image (never the oracle's labels):
   * how much is there: log(1 + number of detections above `confidence`) and their summed score;
   * what is there: the predicted-class histogram of those detections (shares, summing to 1 or 0).
 The policy standardises every input over the pool, so the scales of these features do not matter.
+The LUT's look-up reads one of them too: each image's number of confident detections
+(`confident_detections`).
 """
 
 from __future__ import annotations
@@ -17,10 +19,18 @@ from typing import Any
 import numpy as np
 
 DETECTION_FEATURES = 4  # max entropy, mean entropy, log(1 + count), summed score
+CONFIDENCE = 0.25
+"""The score from which a detection counts as an object D_t sees (ultralytics' predict default)."""
+
+
+def confident_detections(detections: Sequence[Mapping[str, Any]],
+                         confidence: float = CONFIDENCE) -> int:
+    """How many of one image's detections score at least `confidence`."""
+    return sum(d["score"] >= confidence for d in detections)
 
 
 def detection_features(detections: Sequence[Mapping[str, Any]], num_classes: int,
-                       confidence: float = 0.25) -> np.ndarray:
+                       confidence: float = CONFIDENCE) -> np.ndarray:
     """(DETECTION_FEATURES + num_classes,) summary of one image's detections (see module doc)."""
     entropies = [_normalised_entropy(d["class_scores"]) for d in detections]
     confident = [d for d in detections if d["score"] >= confidence]

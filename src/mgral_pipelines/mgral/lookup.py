@@ -7,12 +7,18 @@ Method (DESIGN.md §2, step 3-4):
     (embeddings of S_k, ΔmAP_k = mAP_V(variant_k) - mAP_V(reference)).
   * The reward of a batch A chosen by the agent is then a look-up instead of a detector training:
     compute the exact Wasserstein distance W_k (optimal transport, POT) between the empirical
-    embedding distribution of A and that of every S_k, and read ΔmAP off the table:
+    distribution of A's images and that of every S_k's, and read ΔmAP off the table:
       - "kernel" (default): Nadaraya-Watson regression, Σ_k e^(-W_k/h) ΔmAP_k / Σ_k e^(-W_k/h), with
         the bandwidth h chosen by leave-one-out cross-validation on the table itself (small h is
         the nearest entry, large h the table's mean: the data decide how far an entry's ΔmAP
         carries);
       - "nearest": the nearest entry's ΔmAP, or the inverse-distance-weighted mean of the k nearest.
+  * An image is a point of its embedding plus, when the table knows them, one more coordinate: the
+    number of objects D_t detects in it, standardised over the table's images and scaled to
+    s times the embeddings' spread. Pooled embeddings barely tell batches apart, while how many
+    objects a batch holds is what its labels are mostly worth (the yardstick's look-up study,
+    README "Measured"). The weight s is chosen with h by leave-one-out cross-validation over
+    `detection_weights` (s = 0 is the embedding alone), so each table decides how much it counts.
   * The same leave-one-out predictions tell how well the table predicts its own entries
     (`table_fidelity`: Spearman ρ between each entry's ΔmAP and its prediction from the others),
     so every LUT build measures its own fidelity for free.
@@ -39,10 +45,20 @@ class LookupTable:
     """K arrays of shape (n_k, d): the embeddings of candidate batch S_k (n_k may vary by entry)."""
     delta_map: np.ndarray
     """(K,) ΔmAP_k = mAP_V(variant_k) - mAP_V(reference), in mAP units."""
+    entry_detections: list[np.ndarray] | None = None
+    """K arrays of shape (n_k,): how many objects D_t detects in each image of S_k
+    (`features.confident_detections`); None for a table built without them (embeddings alone)."""
 
     def __post_init__(self) -> None:
         self.entry_embeddings = [np.asarray(e, dtype=np.float64) for e in self.entry_embeddings]
         self.delta_map = np.asarray(self.delta_map, dtype=np.float64).reshape(-1)
+        if self.entry_detections is not None:
+            self.entry_detections = [np.asarray(c, dtype=np.float64).reshape(-1)
+                                     for c in self.entry_detections]
+            sizes = [len(c) for c in self.entry_detections]
+            if sizes != [len(e) for e in self.entry_embeddings]:
+                raise ValueError(f"LUT entry_detections must give one count per entry image, got "
+                                 f"{sizes} counts for entries of {[len(e) for e in self.entry_embeddings]}")
         if len(self.entry_embeddings) != len(self.delta_map):
             raise ValueError(
                 f"LookupTable has {len(self.entry_embeddings)} entries but "
@@ -68,14 +84,20 @@ class LookupTable:
         return {
             "entry_embeddings": [e.tolist() for e in self.entry_embeddings],
             "delta_map": self.delta_map.tolist(),
+            "entry_detections": None if self.entry_detections is None
+            else [c.tolist() for c in self.entry_detections],
         }
 
     @classmethod
     def from_lut(cls, table: dict[str, Any]) -> LookupTable:
-        """The table the `lut` pipeline writes: {"entries": [{"embeddings", "delta_map"}, ...]}."""
+        """The table the `lut` pipeline writes: {"entries": [{"embeddings", "delta_map",
+        "detections"}, ...]} (tables written before detections were stored have none)."""
+        entries = table["entries"]
         return cls(
-            entry_embeddings=[np.asarray(entry["embeddings"]) for entry in table["entries"]],
-            delta_map=np.asarray([entry["delta_map"] for entry in table["entries"]]),
+            entry_embeddings=[np.asarray(entry["embeddings"]) for entry in entries],
+            delta_map=np.asarray([entry["delta_map"] for entry in entries]),
+            entry_detections=[np.asarray(entry["detections"]) for entry in entries]
+            if entries and all("detections" in entry for entry in entries) else None,
         )
 
     @classmethod
@@ -83,6 +105,7 @@ class LookupTable:
         return cls(
             entry_embeddings=[np.asarray(e, dtype=np.float64) for e in d["entry_embeddings"]],
             delta_map=np.asarray(d["delta_map"], dtype=np.float64),
+            entry_detections=d.get("entry_detections"),
         )
 
 
@@ -100,10 +123,18 @@ class LookupConfig:
     """With estimator "nearest": 1 = the nearest entry's ΔmAP; >1 = inverse-distance-weighted mean
     ΔmAP of the k nearest entries (capped at the LUT size)."""
     metric: str = "sqeuclidean"
-    """Ground cost between two embeddings, passed to `ot.dist` ('sqeuclidean' gives W2², 'euclidean'
-    gives W1)."""
+    """Ground cost between two images' points, passed to `ot.dist` ('sqeuclidean' gives W2²,
+    'euclidean' gives W1)."""
+    detection_weights: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+    """Candidate weights s of the detection coordinate (module doc), chosen with h by leave-one-out
+    cross-validation; ties take the smaller s. [0.0] uses the embeddings alone; a table without
+    detection counts always does."""
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "detection_weights", tuple(float(w) for w in self.detection_weights))
+        if not self.detection_weights or min(self.detection_weights) < 0:
+            raise ValueError("detection_weights must be a non-empty list of weights >= 0, got "
+                             f"{list(self.detection_weights)}")
         if self.k_nearest < 1:
             raise ValueError(f"k_nearest must be >= 1, got {self.k_nearest}")
         if self.estimator not in ("kernel", "nearest"):
@@ -126,43 +157,111 @@ def _check_batch(batch: np.ndarray, lut: LookupTable) -> np.ndarray:
     return batch
 
 
+def pairwise_wasserstein(clouds: list[np.ndarray], metric: str = "sqeuclidean") -> np.ndarray:
+    """(K, K) exact optimal-transport costs between point clouds, uniform weights, zero diagonal."""
+    size = len(clouds)
+    matrix = np.zeros((size, size))
+    for i in range(size):
+        for j in range(i + 1, size):
+            a, b = clouds[i], clouds[j]
+            matrix[i, j] = matrix[j, i] = ot.emd2(ot.unif(len(a)), ot.unif(len(b)),
+                                                  ot.dist(a, b, metric=metric))
+    return matrix
+
+
+def _distances_to(points: np.ndarray, clouds: list[np.ndarray], metric: str) -> np.ndarray:
+    weights = ot.unif(points.shape[0])
+    return np.array([ot.emd2(weights, ot.unif(cloud.shape[0]), ot.dist(points, cloud, metric=metric))
+                     for cloud in clouds])
+
+
 def wasserstein_distances(
     batch: np.ndarray, lut: LookupTable, metric: str = "sqeuclidean"
 ) -> np.ndarray:
-    """(K,) exact optimal-transport cost between `batch` and each LUT entry, uniform weights."""
-    batch = _check_batch(batch, lut)
-    weights = ot.unif(batch.shape[0])
-    return np.array(
-        [
-            ot.emd2(weights, ot.unif(entry.shape[0]), ot.dist(batch, entry, metric=metric))
-            for entry in lut.entry_embeddings
-        ]
-    )
+    """(K,) exact optimal-transport cost between `batch`'s embeddings and each LUT entry's."""
+    return _distances_to(_check_batch(batch, lut), lut.entry_embeddings, metric)
+
+
+@dataclass(frozen=True)
+class DetectionCoordinate:
+    """Turns detection counts into the extra coordinate of an image's point: standardised over the
+    table's images, times the embeddings' spread (root of their total variance), times s."""
+
+    mean: float
+    std: float
+    spread: float
+
+    @classmethod
+    def fit(cls, lut: LookupTable) -> DetectionCoordinate | None:
+        """From the table's own images; None for a table without detection counts."""
+        if lut.entry_detections is None or len(lut) == 0:
+            return None
+        counts = np.concatenate(lut.entry_detections)
+        embeddings = np.concatenate(lut.entry_embeddings)
+        return cls(mean=float(counts.mean()), std=float(counts.std()) or 1.0,
+                   spread=float(np.sqrt(embeddings.var(axis=0).sum())) or 1.0)
+
+    def points(self, embeddings: np.ndarray, detections: np.ndarray, weight: float) -> np.ndarray:
+        """(n, d + 1): each image's embedding and its scaled detection count."""
+        detections = np.asarray(detections, dtype=np.float64).reshape(-1)
+        if len(detections) != len(embeddings):
+            raise ValueError(f"got {len(detections)} detection counts for {len(embeddings)} images")
+        return np.column_stack([embeddings,
+                                weight * self.spread * (detections - self.mean) / self.std])
+
+
+def _entry_clouds(lut: LookupTable, coordinate: DetectionCoordinate | None,
+                  weight: float) -> list[np.ndarray]:
+    if coordinate is None:
+        return lut.entry_embeddings
+    return [coordinate.points(e, c, weight)
+            for e, c in zip(lut.entry_embeddings, lut.entry_detections or [], strict=True)]
 
 
 class Estimator:
-    """Reads ΔmAP off one LUT: the config with its bandwidth resolved once (cross-validated when
-    the config leaves it open), so each of the agent's thousands of look-ups costs K transports."""
+    """Reads ΔmAP off one LUT. Built once per table: the detection weight s and the bandwidth h
+    are cross-validated here (where the config leaves them open), so each of the agent's thousands
+    of look-ups costs K transports."""
 
     def __init__(self, lut: LookupTable, config: LookupConfig) -> None:
         self.lut, self.config = lut, config
-        self.bandwidth = config.bandwidth
-        if config.estimator == "kernel" and self.bandwidth is None:
-            self.bandwidth = choose_bandwidth(entry_distances(lut, config.metric), lut.delta_map)
+        self.coordinate = DetectionCoordinate.fit(lut)
+        candidates = config.detection_weights if self.coordinate is not None else (0.0,)
+        best: tuple[float, float, float, np.ndarray] | None = None
+        for weight in sorted(candidates):
+            distances = pairwise_wasserstein(_entry_clouds(lut, self.coordinate, weight),
+                                             config.metric)
+            bandwidth = config.bandwidth or choose_bandwidth(distances, lut.delta_map)
+            error = (float(np.mean((leave_one_out(distances, lut.delta_map, bandwidth)
+                                    - lut.delta_map) ** 2)) if len(lut) > 1 else 0.0)
+            if best is None or error < best[0] * (1 - 1e-9):
+                best = (error, weight, bandwidth, distances)
+        assert best is not None  # config validation keeps detection_weights non-empty
+        _, self.detection_weight, self.bandwidth, self.distances = best
+        self.entry_clouds = _entry_clouds(lut, self.coordinate, self.detection_weight)
 
-    def __call__(self, batch: np.ndarray) -> float:
-        distances = wasserstein_distances(batch, self.lut, self.config.metric)
+    def __call__(self, batch: np.ndarray, detections: np.ndarray | None = None) -> float:
+        """The estimated ΔmAP of the batch whose images have these embeddings and (for a table
+        that holds detection counts) these numbers of detected objects."""
+        batch = _check_batch(batch, self.lut)
+        if self.coordinate is not None:
+            if detections is None:
+                raise ValueError("this LUT holds detection counts: pass the batch's detection "
+                                 "counts (features.confident_detections) with its embeddings")
+            batch = self.coordinate.points(batch, detections, self.detection_weight)
+        distances = _distances_to(batch, self.entry_clouds, self.config.metric)
         if self.config.estimator == "kernel":
             return kernel_regression(distances, self.lut.delta_map, self.bandwidth)
         return _nearest(distances, self.lut.delta_map, self.config.k_nearest)
 
 
-def estimate_delta_map(batch: np.ndarray, lut: LookupTable, config: LookupConfig) -> float:
+def estimate_delta_map(batch: np.ndarray, lut: LookupTable, config: LookupConfig,
+                       detections: np.ndarray | None = None) -> float:
     """The agent's reward: the LUT's estimate of the ΔmAP that labelling `batch` would bring.
 
-    Resolves the bandwidth on every call; the agent uses one `Estimator` instead.
+    Cross-validates the table on every call; the agent uses one `Estimator` instead.
     """
-    return Estimator(lut, config)(batch)
+    return Estimator(lut, config)(batch, detections)
 
 
 def kernel_regression(distances: np.ndarray, delta_map: np.ndarray, bandwidth: float) -> float:
@@ -173,15 +272,8 @@ def kernel_regression(distances: np.ndarray, delta_map: np.ndarray, bandwidth: f
 
 
 def entry_distances(lut: LookupTable, metric: str = "sqeuclidean") -> np.ndarray:
-    """(K, K) Wasserstein distances between the table's own entries (zero diagonal)."""
-    size = len(lut)
-    matrix = np.zeros((size, size))
-    for i in range(size):
-        for j in range(i + 1, size):
-            a, b = lut.entry_embeddings[i], lut.entry_embeddings[j]
-            matrix[i, j] = matrix[j, i] = ot.emd2(ot.unif(len(a)), ot.unif(len(b)),
-                                                  ot.dist(a, b, metric=metric))
-    return matrix
+    """(K, K) Wasserstein distances between the table's own entries' embeddings."""
+    return pairwise_wasserstein(lut.entry_embeddings, metric)
 
 
 def leave_one_out(distances: np.ndarray, delta_map: np.ndarray, bandwidth: float) -> np.ndarray:
@@ -208,24 +300,26 @@ def choose_bandwidth(distances: np.ndarray, delta_map: np.ndarray) -> float:
 
 
 def table_fidelity(lut: LookupTable, config: LookupConfig) -> dict[str, float]:
-    """How well the table predicts its own entries, by leave-one-out kernel regression.
+    """How well the table predicts its own entries, by leave-one-out kernel regression with the
+    estimator's cross-validated detection weight and bandwidth.
 
     `loo_spearman` is Spearman's ρ between each entry's ΔmAP and its prediction from the other
-    entries (NaN below 3 entries or when either side is constant). The bandwidth is chosen on the
-    same predictions, so ρ is slightly optimistic; it still tells a table that ranks batches
-    (ρ well above 0) from one whose entries are noise (ρ near or below 0).
+    entries (NaN below 3 entries or when either side is constant). The weight and bandwidth are
+    chosen on the same predictions, so ρ is slightly optimistic; it still tells a table that ranks
+    batches (ρ well above 0) from one whose entries are noise (ρ near or below 0).
 
     `loo_skill` is 1 - (squared error of those predictions) / (squared error of predicting each
-    entry by the mean of the others): above 0 the embeddings tell entries apart, at 0 the reward
+    entry by the mean of the others): above 0 the table tells entries apart, at 0 the reward
     is just the table's mean. Read ρ with it: when cross-validation finds nothing better than the
     mean it picks a bandwidth so wide that each prediction is the others' mean, (sum - y_i) / (n-1),
     whose ρ with y is exactly -1 however good the entries are.
     """
-    distances = entry_distances(lut, config.metric)
-    bandwidth = config.bandwidth or choose_bandwidth(distances, lut.delta_map)
+    estimator = Estimator(lut, config)
+    chosen = {"bandwidth": float(estimator.bandwidth),
+              "detection_weight": float(estimator.detection_weight)}
     if len(lut) < 3:
-        return {"loo_spearman": float("nan"), "bandwidth": float(bandwidth)}
-    predictions = leave_one_out(distances, lut.delta_map, bandwidth)
+        return {"loo_spearman": float("nan"), **chosen}
+    predictions = leave_one_out(estimator.distances, lut.delta_map, estimator.bandwidth)
     if np.ptp(predictions) == 0 or np.ptp(lut.delta_map) == 0:
         rho = float("nan")
     else:
@@ -234,7 +328,7 @@ def table_fidelity(lut: LookupTable, config: LookupConfig) -> dict[str, float]:
     mean_of_others = (lut.delta_map.sum() - lut.delta_map) / (n - 1)
     squared = np.mean((predictions - lut.delta_map) ** 2)
     baseline = np.mean((mean_of_others - lut.delta_map) ** 2)
-    return {"loo_spearman": rho, "bandwidth": float(bandwidth),
+    return {"loo_spearman": rho, **chosen,
             "loo_rmse": float(np.sqrt(squared)),
             "loo_skill": float(1 - squared / baseline) if baseline > 0 else float("nan")}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import matplotlib
@@ -13,7 +14,7 @@ import numpy as np
 
 from mgral_pipelines.config import AgentParams, ALParams
 from mgral_pipelines.mgral.agent import AgentConfig, policy_to_bytes, score_pool, train_policy
-from mgral_pipelines.mgral.features import policy_inputs
+from mgral_pipelines.mgral.features import confident_detections, policy_inputs
 from mgral_pipelines.mgral.lookup import Estimator, LookupConfig, LookupTable
 from mgral_pipelines.pipelines.common import cycle_key, for_cycle
 from mgral_pipelines.pipelines.lut.nodes import uses_mgral
@@ -33,9 +34,10 @@ def train_agent(
     """An LSTM policy over the pool; reward = the LUT's estimated ΔmAP of the sampled batch.
 
     Episodes pick batches of the query budget B, the size the policy is then asked for. The policy
-    reads `mgral.features.policy_inputs` (embedding and D_t's detections); the reward reads the
-    embeddings the LUT was built from. After training, the LUT's reward of the policy's own query
-    is compared with that of random batches of B (`agent/query_reward_percentile`).
+    reads `mgral.features.policy_inputs` (embedding and D_t's detections); the reward reads what
+    the LUT's entries hold: the embeddings and each image's number of detected objects. After
+    training, the LUT's reward of the policy's own query is compared with that of random batches
+    of B (`agent/query_reward_percentile`).
     """
     if not uses_mgral(al, "agent"):
         return {}, {}, _note_figure("No policy trained: al.strategy is not mgral.")
@@ -46,19 +48,26 @@ def train_agent(
     ids = sorted(state["pool_ids"])  # the canonical order the MGRAL strategy scores in
     features = for_cycle(embeddings, state, "embedding")
     row_of = {image_id: row for row, image_id in enumerate(features["image_ids"])}
-    lut_inputs = np.asarray(features["vectors"])[[row_of[i] for i in ids]]
-    detections = (for_cycle(pool_detections, state, "embedding") if config.detector_features
-                  else dict.fromkeys(ids))
+    embedded = np.asarray(features["vectors"])[[row_of[i] for i in ids]]
+    detections = for_cycle(pool_detections, state, "embedding")
+    # One row per image of what the reward reads: its embedding, then its detected objects.
+    lut_inputs = np.column_stack([embedded, [confident_detections(detections[i]) for i in ids]])
     classes = len(image_index["classes"])
-    inputs = np.stack([policy_inputs(lut_inputs[row], detections[image_id], classes)
+    inputs = np.stack([policy_inputs(embedded[row], detections[image_id]
+                                     if config.detector_features else None, classes)
                        for row, image_id in enumerate(ids)])
 
-    policy, history = train_policy(inputs, estimate, config, reward_inputs=lut_inputs)
+    def reward(rows: np.ndarray) -> float:
+        return estimate(rows[:, :-1], rows[:, -1])
+
+    logger.info("Agent: the LUT reads detected objects with weight %g, bandwidth %.3g",
+                estimate.detection_weight, estimate.bandwidth)
+    policy, history = train_policy(inputs, reward, config, reward_inputs=lut_inputs)
     first, last = np.mean(history["agent/reward"][:5]), np.mean(history["agent/reward"][-5:])
     logger.info("Agent: mean reward %.4f over the first 5 updates, %.4f over the last 5", first, last)
     metrics: dict[str, Any] = {key: [{"value": float(v), "step": i} for i, v in enumerate(values)]
                                for key, values in history.items()}
-    check = query_against_random(policy, config, inputs, lut_inputs, estimate)
+    check = query_against_random(policy, config, inputs, lut_inputs, reward)
     logger.info("Agent: LUT reward of its query %.4f; random batches of %d: %.4f ± %.4f "
                 "(the query beats %.0f%% of them)", check["agent/query_reward"], budget,
                 check["agent/random_batch_reward_mean"], check["agent/random_batch_reward_std"],
@@ -68,9 +77,10 @@ def train_agent(
 
 
 def query_against_random(policy: Any, config: AgentConfig, inputs: np.ndarray,
-                         lut_inputs: np.ndarray, estimate: Estimator,
+                         lut_inputs: np.ndarray, estimate: Callable[[np.ndarray], float],
                          random_batches: int = 200) -> dict[str, float]:
-    """The LUT reward of the policy's top-B against the rewards of random batches of B."""
+    """The LUT reward of the policy's top-B against the rewards of random batches of B
+    (`estimate` reads rows of `lut_inputs`)."""
     scores = score_pool(policy, inputs, config.sequence_length, config.scoring_contexts,
                         seed=config.seed)
     top = np.argsort(-scores, kind="stable")[: config.batch_size]

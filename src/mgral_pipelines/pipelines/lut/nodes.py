@@ -15,6 +15,7 @@ from mgral_pipelines import execution
 from mgral_pipelines.config import AgentParams, ALParams, LUTParams
 from mgral_pipelines.mgral import variants
 from mgral_pipelines.mgral.candidates import pool_strata, sample_candidate_batches
+from mgral_pipelines.mgral.features import confident_detections
 from mgral_pipelines.mgral.lookup import LookupConfig, LookupTable, table_fidelity
 from mgral_pipelines.pipelines.common import cycle_key, detector_settings, for_cycle
 
@@ -50,8 +51,10 @@ def build_lut(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Train the reference and K semi-supervised variants from D_t; ΔmAP on V per batch.
 
-    Only the labels of L_t and V are passed on: the candidates' labels are never read. The
-    table's leave-one-out fidelity is measured with the agent's look-up settings (`agent.lookup`).
+    Only the labels of L_t and V are passed on: the candidates' labels are never read. Each entry
+    keeps its images' embeddings and their numbers of objects D_t detects (the look-up's points).
+    The table's leave-one-out fidelity is measured with the agent's look-up settings
+    (`agent.lookup`).
     """
     if not uses_mgral(al, "LUT"):
         return {}, {}
@@ -68,9 +71,10 @@ def build_lut(
     features = for_cycle(embeddings, state, "embedding")
     row_of = {image_id: row for row, image_id in enumerate(features["image_ids"])}
     vectors = np.asarray(features["vectors"])
+    detections = for_cycle(pool_detections, state, "embedding")
     strata = pool_strata(
         state["pool_ids"], vectors[[row_of[i] for i in state["pool_ids"]]],
-        for_cycle(pool_detections, state, "embedding"), len(image_index["classes"]),
+        detections, len(image_index["classes"]),
         params.clusters, seed=params.seed, min_size=max(1, batch_size // 4))
     candidates = sample_candidate_batches(
         state["pool_ids"], params.num_batches, batch_size, [params.seed, state["cycle"]], strata,
@@ -95,6 +99,7 @@ def build_lut(
 
     for entry, batch in zip(table["entries"], candidates, strict=True):
         entry["embeddings"] = vectors[[row_of[i] for i in entry["image_ids"]]].tolist()
+        entry["detections"] = [confident_detections(detections[i]) for i in entry["image_ids"]]
         entry.update(stratum=batch["stratum"], stratum_share=batch["share"])
     table.update(cycle=state["cycle"], schedule={
         "epochs": params.epochs, "images_per_epoch": images_per_epoch,
@@ -104,9 +109,9 @@ def build_lut(
     fidelity = table_fidelity(LookupTable.from_lut(table), LookupConfig(**AgentParams(**agent).lookup))
     table["fidelity"] = fidelity
     logger.info("LUT of %d variants in %.0f s: ΔmAP mean %.4f, min %.4f, max %.4f; "
-                "leave-one-out Spearman ρ %.3f (bandwidth %.3g)", len(deltas), seconds,
-                np.mean(deltas), min(deltas), max(deltas), fidelity["loo_spearman"],
-                fidelity["bandwidth"])
+                "leave-one-out Spearman ρ %.3f (detection weight %g, bandwidth %.3g)",
+                len(deltas), seconds, np.mean(deltas), min(deltas), max(deltas),
+                fidelity["loo_spearman"], fidelity["detection_weight"], fidelity["bandwidth"])
     if not fidelity.get("loo_skill", 0) > 0:
         logger.warning("The LUT's entries do not predict each other better than their mean "
                        "(leave-one-out skill %.3f): this cycle's reward barely tells batches "
