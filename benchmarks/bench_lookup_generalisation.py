@@ -118,6 +118,9 @@ def main() -> None:
     parser.add_argument("--rows", type=Path, required=True, help="the yardstick's CSV")
     parser.add_argument("--weights", type=Path, required=True, help="the yardstick's D_0 (.pt)")
     parser.add_argument("--object-conf", type=float, default=0.25)
+    parser.add_argument("--repeat", type=int, default=None,
+                        help="fit the look-ups to this one repeat's semi-supervised ΔmAP, one "
+                        "measurement per batch as a LUT entry holds (default: the repeats' mean)")
     parser.add_argument("--out", type=Path, default=Path("docs/lookup_generalisation.csv"))
     args = parser.parse_args()
     for path in (args.rows, args.weights):
@@ -125,6 +128,9 @@ def main() -> None:
             raise SystemExit(f"{path}: no such file (run bench_reward_fidelity.py first)")
 
     rows = pd.read_csv(args.rows)
+    if args.repeat is not None:
+        rows = rows.assign(semi_delta=rows["batch"].map(
+            rows[rows["repeat"] == args.repeat].set_index("batch")["semi_delta"]))
     batches = rows.groupby("batch").agg(
         image_ids=("image_ids", "first"), semi_delta=("semi_delta", "mean"),
         true_gain=("true_gain", "mean"), stored_lut_prediction=("lut_prediction", "first"))
@@ -187,7 +193,7 @@ def main() -> None:
     frame.to_csv(args.out)
     summary: dict[str, Any] = {"rows": str(args.rows), "env": args.env,
                                "split_seed": args.split_seed, "batches": size,
-                               "object_conf": args.object_conf,
+                               "object_conf": args.object_conf, "repeat": args.repeat,
                                "chosen_object_weights": chosen}
     for name, predictions in lookups.items():
         summary[name] = {"vs_semi_delta": spearman_interval(predictions, semi),

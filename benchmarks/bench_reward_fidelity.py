@@ -112,6 +112,9 @@ def main() -> None:
                         help="lut.lr0 of the variants (default: the profile's)")
     parser.add_argument("--semi", action="append", default=[], metavar="KEY=VALUE",
                         help="override lut.semi_supervised (e.g. ignore_conf=0.05), repeatable")
+    parser.add_argument("--lookup", action="append", default=[], metavar="KEY=VALUE",
+                        help="override agent.lookup, how the LUT is read (e.g. estimator=trend), "
+                        "repeatable")
     parser.add_argument("--true-from", type=Path, default=None,
                         help="reuse the true gains of an earlier run's CSV (same split seed, "
                         "batches and repeats; checked batch by batch) and measure only the proxy")
@@ -167,12 +170,15 @@ def main() -> None:
     raw, _ = embed_images(_partitions(checkpoints), state, index, detector, params["embedding"])
     embeddings, _ = reduce_embeddings(_partitions(raw), state, params["embedding"])
     detections = predict_pool(_partitions(checkpoints), state, index, detector, al)
+    lookup = {**AgentParams(**params["agent"]).lookup,
+              **{k: yaml.safe_load(v) for k, v in (i.split("=", 1) for i in args.lookup)}}
+    agent = {**params["agent"], "lookup": lookup}
     tables, _ = build_lut(state, index, data.eval_labels, _partitions(checkpoints),
                           _partitions(embeddings), _partitions(detections), detector, lut,
-                          params["agent"], al)
+                          agent, al)
     table = tables[cycle_key(state)]
-    estimate = Estimator(LookupTable.from_lut(table),
-                         LookupConfig(**AgentParams(**params["agent"]).lookup))
+    (scratch / "lut.json").write_text(json.dumps(table))  # for a look at the entries afterwards
+    estimate = Estimator(LookupTable.from_lut(table), LookupConfig(**lookup))
     print(f"LUT: {len(table['entries'])} entries, leave-one-out ρ "
           f"{table['fidelity']['loo_spearman']:.3f}, detection weight "
           f"{estimate.detection_weight:g} ({time.perf_counter() - started:.0f} s)", flush=True)
@@ -241,6 +247,9 @@ def main() -> None:
             rows.append({"batch": k, "stratum": batch["stratum"], "share": batch["share"],
                          "repeat": r, "true_gain": true_gain, "semi_delta": semi_delta,
                          "lut_prediction": prediction, "objects": objects,
+                         "predicted_objects": sum(
+                             confident_detections(detections[cycle_key(state)][i])
+                             for i in batch["image_ids"]),
                          "image_ids": " ".join(batch["image_ids"]),
                          "lut_loo_spearman": table["fidelity"]["loo_spearman"],
                          "lut_detection_weight": estimate.detection_weight})
@@ -252,7 +261,7 @@ def main() -> None:
         frame = _with_earlier_true_gains(frame, args.true_from)
         frame.to_csv(args.out, index=False)
     report(frame, args, {"semi_supervised": lut["semi_supervised"], "lut_lr0": lut.get("lr0"),
-                         "lut_detection_weight": estimate.detection_weight,
+                         "lookup": lookup, "lut_detection_weight": estimate.detection_weight,
                          "lut_bandwidth": estimate.bandwidth,
                          "initial_detector": str(args.initial_detector or "trained"),
                          "reused": str(args.true_from) if reuse_true else None,

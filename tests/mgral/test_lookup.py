@@ -226,3 +226,24 @@ def test_tables_round_trip_with_and_without_counts():
     for entry, counts in zip(entries, table.entry_detections):
         entry["detections"] = counts.tolist()
     assert len(LookupTable.from_lut({"entries": entries}).entry_detections) == len(table)
+
+
+def test_trend_carries_the_tables_slope_beyond_its_entries():
+    """The kernel can only average entries; the trend's line extrapolates to a batch with more
+    objects than any entry, and its leave-one-out refits the line without each entry."""
+    table = _counting_table()
+    trend = Estimator(table, LookupConfig(estimator="trend"))
+    assert trend.trend[1] == pytest.approx(0.004, rel=0.05)  # ΔmAP per detected object per image
+    embeddings = np.random.default_rng(5).normal(size=(10, 3))
+    kernel = Estimator(table, LookupConfig())
+    most = max(counts.mean() for counts in table.entry_detections)
+    assert trend(embeddings, np.full(10, 9)) > kernel(embeddings, np.full(10, 9))
+    assert trend(embeddings, np.full(10, 9)) == pytest.approx(
+        trend.trend[0] + 9 * trend.trend[1], abs=0.004 * (9 - most))
+    fidelity = table_fidelity(table, LookupConfig(estimator="trend"))
+    assert fidelity["loo_spearman"] > 0.9 and fidelity["trend_slope"] > 0
+    flat = LookupTable(table.entry_embeddings, table.delta_map,
+                       [np.full(10, 2.0) for _ in range(len(table))])
+    assert Estimator(flat, LookupConfig(estimator="trend")).trend[1] == 0.0
+    with pytest.raises(ValueError, match='"trend" needs a LUT whose entries hold detection'):
+        Estimator(_smooth_table(0.0), LookupConfig(estimator="trend"))

@@ -12,7 +12,11 @@ Method (DESIGN.md §2, step 3-4):
         the bandwidth h chosen by leave-one-out cross-validation on the table itself (small h is
         the nearest entry, large h the table's mean: the data decide how far an entry's ΔmAP
         carries);
-      - "nearest": the nearest entry's ΔmAP, or the inverse-distance-weighted mean of the k nearest.
+      - "nearest": the nearest entry's ΔmAP, or the inverse-distance-weighted mean of the k nearest;
+      - "trend": a line of ΔmAP on the batch's mean number of objects D_t detects per image,
+        fitted to the entries by least squares, plus the kernel on what the line leaves. The
+        kernel alone can only average nearby entries; the line carries the table's trend to
+        batches with more or fewer objects than any entry (README "Measured", the yardstick).
   * An image is a point of its embedding plus, when the table knows them, one more coordinate: the
     number of objects D_t detects in it, standardised over the table's images and scaled to
     s times the embeddings' spread. Pooled embeddings barely tell batches apart, while how many
@@ -115,7 +119,9 @@ class LookupConfig:
 
     estimator: str = "kernel"
     """"kernel": Nadaraya-Watson regression on exp(-W/h) over every entry; "nearest": the k
-    nearest entries (see k_nearest)."""
+    nearest entries (see k_nearest); "trend": a least-squares line on the batch's mean number of
+    detected objects per image, plus the kernel on what the line leaves of each entry's ΔmAP (W
+    on embeddings alone; a wide h leaves the line alone). "trend" needs a table with counts."""
     bandwidth: float | None = None
     """h of the kernel, in units of W; None chooses it by leave-one-out cross-validation on the
     table (`choose_bandwidth`)."""
@@ -137,8 +143,9 @@ class LookupConfig:
                              f"{list(self.detection_weights)}")
         if self.k_nearest < 1:
             raise ValueError(f"k_nearest must be >= 1, got {self.k_nearest}")
-        if self.estimator not in ("kernel", "nearest"):
-            raise ValueError(f'estimator must be "kernel" or "nearest", got {self.estimator!r}')
+        if self.estimator not in ("kernel", "nearest", "trend"):
+            raise ValueError('estimator must be "kernel", "nearest" or "trend", got '
+                             f"{self.estimator!r}")
         if self.bandwidth is not None and not self.bandwidth > 0:
             raise ValueError(f"bandwidth must be > 0 or null, got {self.bandwidth}")
 
@@ -218,27 +225,54 @@ def _entry_clouds(lut: LookupTable, coordinate: DetectionCoordinate | None,
             for e, c in zip(lut.entry_embeddings, lut.entry_detections or [], strict=True)]
 
 
+def fit_trend(objects: np.ndarray, delta_map: np.ndarray) -> tuple[float, float]:
+    """(intercept, slope) of the least-squares line of ΔmAP on objects per image; a flat line at
+    the mean when the objects do not vary (or there is a single entry)."""
+    if len(objects) < 2 or np.ptp(objects) == 0:
+        return float(np.mean(delta_map)), 0.0
+    slope, intercept = np.polyfit(objects, delta_map, 1)
+    return float(intercept), float(slope)
+
+
 class Estimator:
-    """Reads ΔmAP off one LUT. Built once per table: the detection weight s and the bandwidth h
-    are cross-validated here (where the config leaves them open), so each of the agent's thousands
-    of look-ups costs K transports."""
+    """Reads ΔmAP off one LUT. Built once per table: the detection weight s, the trend and the
+    bandwidth h are fitted here (cross-validated where the config leaves them open), so each of
+    the agent's thousands of look-ups costs K transports."""
 
     def __init__(self, lut: LookupTable, config: LookupConfig) -> None:
         self.lut, self.config = lut, config
         self.coordinate = DetectionCoordinate.fit(lut)
+        self.trend = (0.0, 0.0)  # intercept and slope on objects per image; used by "trend"
+        self.targets = lut.delta_map  # what the kernel regresses: ΔmAP, or what the line leaves
         candidates = config.detection_weights if self.coordinate is not None else (0.0,)
+        if config.estimator == "trend":
+            if lut.entry_detections is None:
+                raise ValueError('estimator "trend" needs a LUT whose entries hold detection '
+                                 "counts; this table has none (rebuild it with `kedro run "
+                                 '--pipeline=lut`) or use estimator "kernel"')
+            self.trend = fit_trend(self.entry_objects(), lut.delta_map)
+            self.targets = lut.delta_map - self._line(self.entry_objects())
+            candidates = (0.0,)  # the count enters through the line
         best: tuple[float, float, float, np.ndarray] | None = None
         for weight in sorted(candidates):
             distances = pairwise_wasserstein(_entry_clouds(lut, self.coordinate, weight),
                                              config.metric)
-            bandwidth = config.bandwidth or choose_bandwidth(distances, lut.delta_map)
-            error = (float(np.mean((leave_one_out(distances, lut.delta_map, bandwidth)
-                                    - lut.delta_map) ** 2)) if len(lut) > 1 else 0.0)
+            bandwidth = config.bandwidth or choose_bandwidth(distances, self.targets)
+            error = (float(np.mean((leave_one_out(distances, self.targets, bandwidth)
+                                    - self.targets) ** 2)) if len(lut) > 1 else 0.0)
             if best is None or error < best[0] * (1 - 1e-9):
                 best = (error, weight, bandwidth, distances)
         assert best is not None  # config validation keeps detection_weights non-empty
         _, self.detection_weight, self.bandwidth, self.distances = best
         self.entry_clouds = _entry_clouds(lut, self.coordinate, self.detection_weight)
+
+    def entry_objects(self) -> np.ndarray:
+        """(K,) each entry's mean number of detected objects per image."""
+        return np.array([counts.mean() for counts in self.lut.entry_detections or []])
+
+    def _line(self, objects: np.ndarray | float) -> np.ndarray:
+        intercept, slope = self.trend
+        return intercept + slope * np.asarray(objects, dtype=np.float64)
 
     def __call__(self, batch: np.ndarray, detections: np.ndarray | None = None) -> float:
         """The estimated ΔmAP of the batch whose images have these embeddings and (for a table
@@ -250,9 +284,25 @@ class Estimator:
                                  "counts (features.confident_detections) with its embeddings")
             batch = self.coordinate.points(batch, detections, self.detection_weight)
         distances = _distances_to(batch, self.entry_clouds, self.config.metric)
-        if self.config.estimator == "kernel":
-            return kernel_regression(distances, self.lut.delta_map, self.bandwidth)
-        return _nearest(distances, self.lut.delta_map, self.config.k_nearest)
+        if self.config.estimator == "nearest":
+            return _nearest(distances, self.lut.delta_map, self.config.k_nearest)
+        line = float(self._line(np.mean(detections))) if self.config.estimator == "trend" else 0.0
+        return line + kernel_regression(distances, self.targets, self.bandwidth)
+
+    def leave_one_out(self) -> np.ndarray:
+        """Each entry's ΔmAP predicted from the other entries (the kernel's, or for "trend" the
+        line refitted without the entry plus the kernel on the others' residuals)."""
+        if self.config.estimator != "trend":
+            return leave_one_out(self.distances, self.lut.delta_map, self.bandwidth)
+        objects, delta_map = self.entry_objects(), self.lut.delta_map
+        predictions = []
+        for k in range(len(delta_map)):
+            rest = np.flatnonzero(np.arange(len(delta_map)) != k)
+            intercept, slope = fit_trend(objects[rest], delta_map[rest])
+            residuals = delta_map[rest] - (intercept + slope * objects[rest])
+            predictions.append(intercept + slope * objects[k] + kernel_regression(
+                self.distances[k, rest], residuals, self.bandwidth))
+        return np.array(predictions)
 
 
 def estimate_delta_map(batch: np.ndarray, lut: LookupTable, config: LookupConfig,
@@ -301,7 +351,8 @@ def choose_bandwidth(distances: np.ndarray, delta_map: np.ndarray) -> float:
 
 def table_fidelity(lut: LookupTable, config: LookupConfig) -> dict[str, float]:
     """How well the table predicts its own entries, by leave-one-out kernel regression with the
-    estimator's cross-validated detection weight and bandwidth.
+    estimator's cross-validated detection weight and bandwidth (and, for "trend", its line refitted
+    without each entry).
 
     `loo_spearman` is Spearman's ρ between each entry's ΔmAP and its prediction from the other
     entries (NaN below 3 entries or when either side is constant). The weight and bandwidth are
@@ -316,10 +367,11 @@ def table_fidelity(lut: LookupTable, config: LookupConfig) -> dict[str, float]:
     """
     estimator = Estimator(lut, config)
     chosen = {"bandwidth": float(estimator.bandwidth),
-              "detection_weight": float(estimator.detection_weight)}
+              "detection_weight": float(estimator.detection_weight),
+              "trend_slope": estimator.trend[1]}
     if len(lut) < 3:
         return {"loo_spearman": float("nan"), **chosen}
-    predictions = leave_one_out(estimator.distances, lut.delta_map, estimator.bandwidth)
+    predictions = estimator.leave_one_out()
     if np.ptp(predictions) == 0 or np.ptp(lut.delta_map) == 0:
         rho = float("nan")
     else:
