@@ -13,7 +13,9 @@ a table of the other 29 is a LUT of K = 29 asked about a new batch. Each look-up
 for every batch; the report is Spearman's ρ (95% interval) of its predictions with the batch's
 semi-supervised ΔmAP (what the look-up is fitted to) and with its true gain (what it is for).
 Only what a strategy may see enters the look-ups: D_0's embeddings (as the `embedding` pipeline
-makes them from the yardstick's D_0 weights) and D_0's detections on the pool.
+makes them from the yardstick's D_0 weights) and D_0's detections on the pool. The look-ups are
+fitted to the mean of the yardstick's repeats, or with `--repeat R` to repeat R alone (one
+measurement per batch, as a LUT entry holds).
 
 Look-ups:
   * `wasserstein_kernel`: MGRAL's (kernel regression on exp(-W/h), W the Wasserstein distance

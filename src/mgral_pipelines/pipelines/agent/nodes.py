@@ -60,7 +60,8 @@ def train_agent(
     def reward(rows: np.ndarray) -> float:
         return estimate(rows[:, :-1], rows[:, -1])
 
-    logger.info("Agent: the LUT reads detected objects with weight %g, bandwidth %.3g",
+    logger.info("Agent: LUT read-out %s, ΔmAP %+.4f per detected object per image, detection "
+                "weight %g, bandwidth %.3g", estimate.config.estimator, estimate.trend[1],
                 estimate.detection_weight, estimate.bandwidth)
     policy, history = train_policy(inputs, reward, config, reward_inputs=lut_inputs)
     first, last = np.mean(history["agent/reward"][:5]), np.mean(history["agent/reward"][-5:])
