@@ -163,7 +163,7 @@ def test_invalid_estimator_and_bandwidth():
         LookupConfig(bandwidth=0.0)
 
 
-# --- the detection coordinate ----------------------------------------------------------------------
+# --- the detection coordinate and the trend ------------------------------------------------------
 
 
 def _counting_table(seed: int = 0) -> LookupTable:

@@ -60,9 +60,10 @@ class LookupTable:
             self.entry_detections = [np.asarray(c, dtype=np.float64).reshape(-1)
                                      for c in self.entry_detections]
             sizes = [len(c) for c in self.entry_detections]
-            if sizes != [len(e) for e in self.entry_embeddings]:
-                raise ValueError(f"LUT entry_detections must give one count per entry image, got "
-                                 f"{sizes} counts for entries of {[len(e) for e in self.entry_embeddings]}")
+            images = [len(e) for e in self.entry_embeddings]
+            if sizes != images:
+                raise ValueError("LUT entry_detections must give one count per entry image, got "
+                                 f"{sizes} counts for entries of {images} images")
         if len(self.entry_embeddings) != len(self.delta_map):
             raise ValueError(
                 f"LookupTable has {len(self.entry_embeddings)} entries but "
@@ -137,7 +138,8 @@ class LookupConfig:
     detection counts always does."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "detection_weights", tuple(float(w) for w in self.detection_weights))
+        weights = tuple(float(w) for w in self.detection_weights)
+        object.__setattr__(self, "detection_weights", weights)  # a YAML list becomes a tuple
         if not self.detection_weights or min(self.detection_weights) < 0:
             raise ValueError("detection_weights must be a non-empty list of weights >= 0, got "
                              f"{list(self.detection_weights)}")
@@ -178,7 +180,7 @@ def pairwise_wasserstein(clouds: list[np.ndarray], metric: str = "sqeuclidean") 
 
 def _distances_to(points: np.ndarray, clouds: list[np.ndarray], metric: str) -> np.ndarray:
     weights = ot.unif(points.shape[0])
-    return np.array([ot.emd2(weights, ot.unif(cloud.shape[0]), ot.dist(points, cloud, metric=metric))
+    return np.array([ot.emd2(weights, ot.unif(len(cloud)), ot.dist(points, cloud, metric=metric))
                      for cloud in clouds])
 
 
