@@ -166,7 +166,8 @@ def main() -> None:
         checkpoints = {cycle_key(state): args.initial_detector.read_bytes()}
         checkpoint = args.initial_detector
     else:
-        checkpoints, checkpoint, _ = train_detector(state, index, data.eval_labels, detector)
+        checkpoints, _ = train_detector(state, index, data.eval_labels, detector)
+        checkpoint = checkpoints[cycle_key(state)]
     raw, _ = embed_images(_partitions(checkpoints), state, index, detector, params["embedding"])
     embeddings, _ = reduce_embeddings(_partitions(raw), state, params["embedding"])
     detections = predict_pool(_partitions(checkpoints), state, index, detector, al)
