@@ -299,5 +299,6 @@ def report(frame: pd.DataFrame, args: argparse.Namespace, run: dict[str, Any]) -
         else:
             print(f"{key:>26}: {value}")
 
+
 if __name__ == "__main__":
     main()
