@@ -14,8 +14,9 @@ from tests.pipelines.conftest import REPO, project, run_pipeline  # noqa: F401 (
 
 def _yardstick(root, *arguments: str) -> None:
     subprocess.run(
-        [sys.executable, "benchmarks/bench_reward_fidelity.py", "--env", "tiny", "--split-seed", "0",
-         "--batches", "4", "--repeats", "2", "--lut-batches", "3", *arguments],
+        [sys.executable, "benchmarks/bench_reward_fidelity.py", "--env", "tiny",
+         "--split-seed", "0", "--batches", "4", "--repeats", "2", "--lut-batches", "3",
+         *arguments],
         cwd=root, check=True)
 
 
