@@ -99,6 +99,12 @@ def per_seed(curve: pd.DataFrame, strategy: str) -> dict[int, pd.DataFrame]:
     return {int(seed): group.sort_values("n_labelled") for seed, group in rows.groupby("seed")}
 
 
+def seed_aucs(curve: pd.DataFrame, strategy: str, metric: str = METRIC) -> dict[int, float]:
+    """The normalised AUC of each seed's curve of `strategy`."""
+    return {seed: normalised_auc(g["n_labelled"], g[metric])
+            for seed, g in per_seed(curve, strategy).items()}
+
+
 def paired_differences(curve: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
     """(strategy, seed, n_labelled, difference): each curve minus random's of the same seed."""
     baseline = curve[curve["strategy"] == BASELINE][["seed", "n_labelled", metric]]
@@ -112,8 +118,7 @@ def pairwise_auc_gains(curve: pd.DataFrame, metric: str = METRIC) -> pd.DataFram
     auc_gain_mean, auc_gain_ci95_low, auc_gain_ci95_high, p_value). The same paired t interval as
     the summary's comparison with random, for questions such as "is MGRAL distinguishable from the
     best baseline?"; like the summary's, the intervals are not corrected for comparing several."""
-    auc = {strategy: {s: normalised_auc(g["n_labelled"], g[metric])
-                      for s, g in per_seed(curve, strategy).items()}
+    auc = {strategy: seed_aucs(curve, strategy, metric)
            for strategy in curve["strategy"].drop_duplicates()}
     rows = []
     for strategy, mine in auc.items():
@@ -159,16 +164,16 @@ def summarise(curve: pd.DataFrame, results: list[dict[str, Any]]) -> pd.DataFram
     of the mean and its interval.
     """
     baseline = per_seed(curve, BASELINE)
+    baseline_auc = seed_aucs(curve, BASELINE)
     if not baseline:
         logger.warning("No %r strategy in the benchmark: comparisons with it are left empty",
                        BASELINE)
     rows = []
     for strategy in curve["strategy"].drop_duplicates():
         seeds = per_seed(curve, strategy)
-        auc = {s: normalised_auc(g["n_labelled"], g[METRIC]) for s, g in seeds.items()}
+        auc = seed_aucs(curve, strategy)
         paired = [s for s in seeds if s in baseline]
-        gains = [auc[s] - normalised_auc(baseline[s]["n_labelled"], baseline[s][METRIC])
-                 for s in paired]
+        gains = [auc[s] - baseline_auc[s] for s in paired]
         gain, gain_low, gain_high = mean_interval(gains)
         reach = [labels_to_reach(seeds[s]["n_labelled"], seeds[s][METRIC],
                                  baseline[s][METRIC].iloc[-1]) for s in paired]
