@@ -180,9 +180,8 @@ def main() -> None:
     table = tables[cycle_key(state)]
     (scratch / "lut.json").write_text(json.dumps(table))  # for a look at the entries afterwards
     estimate = Estimator(LookupTable.from_lut(table), LookupConfig(**lookup))
-    print(f"LUT: {len(table['entries'])} entries, leave-one-out ρ "
-          f"{table['fidelity']['loo_spearman']:.3f}, detection weight "
-          f"{estimate.detection_weight:g} ({time.perf_counter() - started:.0f} s)", flush=True)
+    print(f"LUT: {len(table['entries'])} entries, fidelity {table['fidelity']} "
+          f"({time.perf_counter() - started:.0f} s)", flush=True)
 
     # Held-out batches, drawn as the LUT draws its own, with another seed.
     params_lut = LUTParams(**lut)
@@ -262,43 +261,65 @@ def main() -> None:
         frame = _with_earlier_true_gains(frame, args.true_from)
         frame.to_csv(args.out, index=False)
     report(frame, args, {"semi_supervised": lut["semi_supervised"], "lut_lr0": lut.get("lr0"),
-                         "lookup": lookup, "lut_detection_weight": estimate.detection_weight,
-                         "lut_bandwidth": estimate.bandwidth,
+                         "lookup": lookup,
+                         # leave-one-out ρ and skill, chosen bandwidth, detection weight, slope
+                         "lut_fidelity": table["fidelity"],
                          "initial_detector": str(args.initial_detector or "trained"),
                          "reused": str(args.true_from) if reuse_true else None,
                          "lut_batches": lut["num_batches"], "batch_size": batch_size,
                          "seconds": time.perf_counter() - started})
 
 
-def report(frame: pd.DataFrame, args: argparse.Namespace, run: dict[str, Any]) -> None:
-    """The summary of the rows in `frame`: printed and written beside `--out` (`.json`)."""
+def correlations(frame: pd.DataFrame) -> dict[str, Any]:
+    """The yardstick's ρs (with 95% intervals) and gain statistics of the rows in `frame`, one
+    entry per batch (means over repeats); rows written before `predicted_objects` existed skip
+    the ρs that need it."""
     wide = frame.pivot_table(index="batch", columns="repeat", values=["true_gain", "semi_delta"])
     means = frame.groupby("batch")[["true_gain", "semi_delta", "lut_prediction"]].mean()
-    summary = {
-        "env": args.env, "split_seed": args.split_seed, "batches": int(frame["batch"].nunique()),
-        "repeats": int(frame["repeat"].nunique()), **run,
-        "lut_loo_spearman": float(frame["lut_loo_spearman"].iloc[0])
-        if "lut_loo_spearman" in frame else None,  # rows written before the column existed
+    batch = frame.groupby("batch")
+    result = {
         "true_gain_repeatability": spearman_interval(wide[("true_gain", 0)],
                                                      wide[("true_gain", 1)]),
         "semi_delta_repeatability": spearman_interval(wide[("semi_delta", 0)],
                                                       wide[("semi_delta", 1)]),
         "semi_vs_true": spearman_interval(means["semi_delta"], means["true_gain"]),
         "lut_vs_true": spearman_interval(means["lut_prediction"], means["true_gain"]),
-        "objects_vs_true": spearman_interval(
-            frame.groupby("batch")["objects"].first(), means["true_gain"]),
+        "objects_vs_true": spearman_interval(batch["objects"].first(), means["true_gain"]),
+    }
+    if "predicted_objects" in frame:  # D_0's confident detections: what a strategy may count
+        detected = batch["predicted_objects"].first()
+        result |= {
+            "detected_objects_vs_true": spearman_interval(detected, means["true_gain"]),
+            "semi_vs_detected_objects": spearman_interval(means["semi_delta"], detected),
+            "lut_vs_detected_objects": spearman_interval(means["lut_prediction"], detected),
+        }
+    return result | {
         "true_gain_mean": float(means["true_gain"].mean()),
         "true_gain_std_between_batches": float(means["true_gain"].std()),
         "semi_delta_mean": float(means["semi_delta"].mean()),
     }
+
+
+def report(frame: pd.DataFrame, args: argparse.Namespace, run: dict[str, Any]) -> None:
+    """The summary of the rows in `frame`: printed and written beside `--out` (`.json`)."""
+    summary = {
+        "env": args.env, "split_seed": args.split_seed, "batches": int(frame["batch"].nunique()),
+        "repeats": int(frame["repeat"].nunique()), **run,
+        "lut_loo_spearman": float(frame["lut_loo_spearman"].iloc[0])
+        if "lut_loo_spearman" in frame else None,  # rows written before the column existed
+        **correlations(frame),
+    }
     args.out.with_suffix(".json").write_text(json.dumps(summary, indent=1))
+    print_summary(summary)
+
+
+def print_summary(summary: dict[str, Any]) -> None:
     for key, value in summary.items():
         if isinstance(value, dict) and "rho" in value:
             print(f"{key:>26}: ρ = {value['rho']:+.3f} (95% CI {value['low']:+.3f} to "
                   f"{value['high']:+.3f}, n = {value['n']})")
         else:
             print(f"{key:>26}: {value}")
-
 
 if __name__ == "__main__":
     main()

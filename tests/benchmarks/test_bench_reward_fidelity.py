@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from tests.pipelines.conftest import REPO, project, run_pipeline  # noqa: F401 (fixture)
 
@@ -33,6 +34,8 @@ def test_yardstick_measures_then_rereads_the_same_batches(project):  # noqa: F81
     assert summary["lookup"]["estimator"] == "trend" and summary["batches"] == 4
     rho = summary["lut_vs_true"]["rho"]  # NaN where tiny's predictions or gains are constant
     assert summary["lut_vs_true"]["n"] == 4 and (np.isnan(rho) or -1 <= rho <= 1)
+    assert summary["detected_objects_vs_true"]["n"] == 4
+    assert {"loo_spearman", "trend_slope", "bandwidth"} <= set(summary["lut_fidelity"])
 
     # Same D_0, so the same held-out batches: true gains and ΔmAPs reused, only the LUT re-read.
     initial = (project / "data/06_models/runs/reward_fidelity/trend/cycle_0/lut/reference"
@@ -44,3 +47,23 @@ def test_yardstick_measures_then_rereads_the_same_batches(project):  # noqa: F81
     assert reread[["true_gain", "semi_delta"]].equals(rows[["true_gain", "semi_delta"]])
     assert json.loads((project / "yardstick/kernel.json").read_text())["lookup"][
         "estimator"] == "kernel"
+
+    # Two runs pooled: the pool spans both runs' batches.
+    subprocess.run([sys.executable, "benchmarks/pool_yardsticks.py", "yardstick/trend.csv",
+                    "yardstick/kernel.csv", "--out", "yardstick/pooled.json"],
+                   cwd=project, check=True)
+    pooled = json.loads((project / "yardstick/pooled.json").read_text())
+    assert sorted(pooled["runs"]) == ["kernel", "trend"]
+    assert pooled["pooled"]["objects_vs_true"]["n"] == 8
+
+
+def test_pooling_fisher_z_of_equal_samples_keeps_rho_and_narrows_the_interval():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from pool_yardsticks import pooled_interval
+
+    one = {"rho": 0.4, "low": 0.05, "high": 0.66, "n": 30}
+    pooled = pooled_interval([one, one])
+    assert pooled["rho"] == pytest.approx(0.4) and pooled["n"] == 60
+    assert pooled["low"] > 0.05 and pooled["high"] < 0.66
+    # 1.96 sqrt(1.06 / 54) on the z scale.
+    assert np.arctanh(pooled["high"]) - np.arctanh(0.4) == pytest.approx(1.96 * np.sqrt(1.06 / 54))
