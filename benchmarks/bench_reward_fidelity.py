@@ -16,6 +16,8 @@ with different seeds:
   * the semi-supervised ΔmAP: the LUT's own measurement (a variant on L_0 + the batch without
     labels, minus the step-matched reference, on V), which is what the table stores;
   * the LUT's prediction for the batch (the agent's reward), read once.
+With `--random-labelled N` it measures one cycle further on: N random pool images, labelled by the
+oracle, join L_0 before D_t is trained (as random queries would have added them).
 Reports, each with a 95% interval (Fisher z of Spearman's ρ, with Fieller's 1.06 variance factor):
 the repeatability of one true-gain measurement (ρ between repeats: the ceiling of any correlation),
 the same for the semi-supervised ΔmAP, ρ(semi-supervised ΔmAP, true gain) and ρ(LUT, true gain),
@@ -45,6 +47,7 @@ from _project import ROOT  # noqa: E402
 from kedro.framework.session import KedroSession  # noqa: E402
 from kedro.framework.startup import bootstrap_project  # noqa: E402
 
+from mgral_pipelines import al_state  # noqa: E402
 from mgral_pipelines import detector as adapter  # noqa: E402
 from mgral_pipelines.config import AgentParams, ALParams, LUTParams  # noqa: E402
 from mgral_pipelines.mgral import variants  # noqa: E402
@@ -69,6 +72,20 @@ def spearman_interval(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
     half = 1.96 * np.sqrt(1.06 / (n - 3)) if n > 3 else float("nan")
     z = np.arctanh(np.clip(rho, -0.999999, 0.999999))
     return {"rho": rho, "low": float(np.tanh(z - half)), "high": float(np.tanh(z + half)), "n": n}
+
+
+def yardstick_state(data: Any, oracle: dict[str, Any], random_labelled: int) -> dict[str, Any]:
+    """The state the yardstick measures at: the split's L_0, plus `random_labelled` pool images
+    (drawn with the split seed) labelled by the oracle, as random queries would have added them."""
+    state = data.initial_state
+    if not random_labelled:
+        return state
+    if not 0 < random_labelled < len(state["pool_ids"]):
+        raise SystemExit(f"--random-labelled {random_labelled} must leave a pool: the pool of "
+                         f"split {data.seed} has {len(state['pool_ids'])} images")
+    rng = np.random.default_rng([data.seed, random_labelled])
+    extra = sorted(rng.choice(state["pool_ids"], random_labelled, replace=False).tolist())
+    return al_state.advance(state, extra, {i: oracle[i] for i in extra}, "random")
 
 
 def _partitions(value: Any) -> dict[str, Any]:
@@ -125,6 +142,10 @@ def main() -> None:
     parser.add_argument("--lut-only", action="store_true",
                         help="with --true-from: reuse its semi-supervised ΔmAPs as well and "
                         "measure only the LUT (its build and its predictions)")
+    parser.add_argument("--random-labelled", type=int, default=0, metavar="N",
+                        help="measure at a later state: N random pool images (seeded by the split "
+                        "seed) labelled by the oracle and added to L_0 before D_t is trained, as "
+                        "random queries would; one cycle further on than L_0")
     parser.add_argument("--out", type=Path, default=Path("docs/reward_fidelity.csv"))
     parser.add_argument("--summarise-only", action="store_true",
                         help="train nothing: summarise the rows already in --out (joining "
@@ -146,7 +167,7 @@ def main() -> None:
         catalog, params = context.catalog, context.params
         index, oracle = catalog.load("image_index"), catalog.load("oracle_annotations")
     data = seed_data(index, oracle, params["dataset"], args.split_seed)
-    state = data.initial_state
+    state = yardstick_state(data, oracle, args.random_labelled)
     scratch = Path(params["detector"]["run_dir"]) / "reward_fidelity" / args.out.stem
     detector = {**params["detector"], "run_dir": str(scratch), "seed": args.split_seed}
     al = {**params["al"], "strategy": "mgral"}
@@ -267,6 +288,7 @@ def main() -> None:
                          "initial_detector": str(args.initial_detector or "trained"),
                          "reused": str(args.true_from) if reuse_true else None,
                          "lut_batches": lut["num_batches"], "batch_size": batch_size,
+                         "labelled": len(state["labelled_ids"]),
                          "seconds": time.perf_counter() - started})
 
 

@@ -5,6 +5,7 @@ import json
 import shutil
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -48,6 +49,19 @@ def test_yardstick_measures_then_rereads_the_same_batches(project):  # noqa: F81
     assert json.loads((project / "yardstick/kernel.json").read_text())["lookup"][
         "estimator"] == "kernel"
 
+    # What a reward could see, per batch, against the same true gains (D_0 is the run's own).
+    subprocess.run([sys.executable, "benchmarks/bench_reward_features.py", "yardstick/trend.csv",
+                    "--env", "tiny", "--out", "yardstick/features.csv"], cwd=project, check=True)
+    features = pd.read_csv(project / "yardstick/features.csv")
+    assert set(features["run"]) == {"trend", "pooled"}
+    assert {"oracle_class_gain", "detected_class_gain", "lut_prediction"} <= set(
+        features["feature"])
+    assert (features["n"] == 4).all()
+    batches = pd.read_csv(project / "yardstick/features_batches.csv")
+    assert (batches["d_t"] == "run's own").all()
+    assert batches["oracle_objects"].tolist() == rows.groupby("batch")["objects"].first().tolist()
+    assert (project / "yardstick/features.png").stat().st_size > 0
+
     # Two runs pooled: the pool spans both runs' batches.
     subprocess.run([sys.executable, "benchmarks/pool_yardsticks.py", "yardstick/trend.csv",
                     "yardstick/kernel.csv", "--out", "yardstick/pooled.json"],
@@ -67,3 +81,35 @@ def test_pooling_fisher_z_of_equal_samples_keeps_rho_and_narrows_the_interval():
     assert pooled["low"] > 0.05 and pooled["high"] < 0.66
     # 1.96 sqrt(1.06 / 54) on the z scale.
     assert np.arctanh(pooled["high"]) - np.arctanh(0.4) == pytest.approx(1.96 * np.sqrt(1.06 / 54))
+
+
+def test_class_gain_counts_an_object_of_a_class_the_labels_lack_most():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from bench_reward_features import class_counts, class_gain
+
+    labelled = class_counts([{"class_id": 0}] * 9, 3)
+    assert labelled.tolist() == [9, 0, 0]
+    common, rare = np.array([1.0, 0, 0]), np.array([0, 1.0, 0])
+    assert class_gain(labelled, rare) == pytest.approx(np.log(2))
+    assert class_gain(labelled, common) == pytest.approx(np.log(11 / 10))
+    # Two objects of one new class are worth less than one each of two new classes.
+    assert class_gain(labelled, np.array([0, 2.0, 0])) < class_gain(labelled, np.array([0, 1, 1.0]))
+
+
+def test_yardstick_state_labels_random_pool_images_like_a_random_query():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from bench_reward_fidelity import yardstick_state
+
+    from mgral_pipelines import al_state
+
+    splits = {"initial": ["a"], "pool": ["b", "c", "d", "e"]}
+    oracle = {i: [{"class_id": 0, "bbox": [0, 0, 1, 1]}] for i in "abcde"}
+    data = SimpleNamespace(seed=3, initial_state=al_state.initial_state(
+        splits, {"a": oracle["a"]}, "tiny"))
+    assert yardstick_state(data, oracle, 0) is data.initial_state
+    state = yardstick_state(data, oracle, 2)
+    assert state == yardstick_state(data, oracle, 2)  # seeded by the split
+    assert len(state["labelled_ids"]) == 3 and len(state["pool_ids"]) == 2
+    assert set(state["labels"]) == set(state["labelled_ids"]) and state["cycle"] == 1
+    with pytest.raises(SystemExit, match="must leave a pool"):
+        yardstick_state(data, oracle, 4)
