@@ -19,6 +19,8 @@ where that is gone), and computes for each held-out batch:
       - `detected_objects`: confident detections (what the `trend` read-out ranks by);
       - `detected_class_gain`: `oracle_class_gain` with D_t's confident detections per predicted
         class for the batch's counts (L_t's counts are its labels);
+      - `detected_rarity_weighted`: Σ_c n̂_c(batch) / (1 + n_c(L_t)), the first-order term of
+        that gain, a per-image sum a look-up coordinate could carry;
       - `embedding_distance_to_labelled`: W2² between the batch's and L_t's embeddings;
   * `lut_prediction` and `semi_delta`, the run's own.
 Reports Spearman's ρ of each with the mean true gain (95% interval as the yardstick's), per run and
@@ -62,7 +64,8 @@ from mgral_pipelines.pipelines.embedding.nodes import (  # noqa: E402
 )
 
 ORACLE = ("oracle_objects", "oracle_class_gain", "oracle_classes")
-LABEL_FREE = ("detected_objects", "detected_class_gain", "embedding_distance_to_labelled")
+LABEL_FREE = ("detected_objects", "detected_class_gain", "detected_rarity_weighted",
+              "embedding_distance_to_labelled")
 RUN_OWN = ("lut_prediction", "semi_delta")
 
 
@@ -96,6 +99,7 @@ def batch_features(batch_ids: list[str], state: dict[str, Any], oracle: dict[str
         "oracle_classes": float(np.count_nonzero(truth)),
         "detected_objects": float(seen.sum()),
         "detected_class_gain": class_gain(labelled, seen),
+        "detected_rarity_weighted": float(np.sum(seen / (1 + labelled))),
         "embedding_distance_to_labelled": float(ot.emd2(
             ot.unif(len(points)), ot.unif(len(labelled_points)),
             ot.dist(points, labelled_points))),

@@ -127,6 +127,8 @@ def main() -> None:
                         help="K of the LUT (default: the profile's lut.num_batches)")
     parser.add_argument("--lut-lr0", type=float, default=None,
                         help="lut.lr0 of the variants (default: the profile's)")
+    parser.add_argument("--detection-weighting", choices=["count", "rarity"], default=None,
+                        help="lut.detection_weighting of the table (default: the profile's)")
     parser.add_argument("--semi", action="append", default=[], metavar="KEY=VALUE",
                         help="override lut.semi_supervised (e.g. ignore_conf=0.05), repeatable")
     parser.add_argument("--lookup", action="append", default=[], metavar="KEY=VALUE",
@@ -176,6 +178,8 @@ def main() -> None:
         lut["num_batches"] = args.lut_batches
     if args.lut_lr0 is not None:
         lut["lr0"] = args.lut_lr0
+    if args.detection_weighting is not None:
+        lut["detection_weighting"] = args.detection_weighting
     overrides = dict(item.split("=", 1) for item in args.semi)
     lut["semi_supervised"] = {**lut.get("semi_supervised", {}),
                               **{k: yaml.safe_load(v) for k, v in overrides.items()}}
@@ -252,7 +256,8 @@ def main() -> None:
     earlier = pd.read_csv(args.true_from).set_index(["batch", "repeat"]) if args.lut_only else None
     for k, batch in enumerate(tqdm(held_out, desc="held-out batches", unit="batch")):
         prediction = estimate(matrix[[row_of[i] for i in batch["image_ids"]]],
-                              [confident_detections(detections[cycle_key(state)][i])
+                              [confident_detections(detections[cycle_key(state)][i],
+                                                    class_weights=table.get("class_weights"))
                                for i in batch["image_ids"]])
         objects = sum(len(oracle[i]) for i in batch["image_ids"])
         for r in range(args.repeats):
@@ -283,6 +288,7 @@ def main() -> None:
         frame.to_csv(args.out, index=False)
     report(frame, args, {"semi_supervised": lut["semi_supervised"], "lut_lr0": lut.get("lr0"),
                          "lookup": lookup,
+                         "detection_weighting": LUTParams(**lut).detection_weighting,
                          # leave-one-out ρ and skill, chosen bandwidth, detection weight, slope
                          "lut_fidelity": table["fidelity"],
                          "initial_detector": str(args.initial_detector or "trained"),

@@ -6,6 +6,8 @@ import shutil
 import mlflow
 import pandas as pd
 
+from mgral_pipelines.mgral.features import class_rarity_weights
+
 from .conftest import run_pipeline
 
 MGRAL = {"al": {"strategy": "mgral"}}
@@ -52,12 +54,21 @@ def _without_timings(project):
     return lut
 
 
+# Rarity weighting reads labels (L_t's) to weigh detections: it must not reach the pool's.
+MGRAL_RARITY = {**MGRAL, "lut": {"detection_weighting": "rarity"}}
+
+
 def test_lut_agent_and_query_never_read_the_pool_oracle(project):
     """Run the cycle's steps, then delete every copy of the pool labels and run them again."""
     steps = ["detector", "embedding", "lut", "agent", "query"]
     for step in steps:
-        run_pipeline(project, step, MGRAL)
+        run_pipeline(project, step, MGRAL_RARITY)
     lut_before = _without_timings(project)
+    # The weights come from L_0's labels alone.
+    labels = json.loads((project / "data/05_model_input/al_state/cycle_0.json").read_text())[
+        "labels"]
+    weights = lut_before["class_weights"]
+    assert weights == class_rarity_weights(labels, len(weights)).tolist()
     query_before = (project / "data/07_model_output/queries/cycle_0.csv").read_text()
 
     # Without the oracle file any read of it fails, so identical outputs prove none happened.
@@ -69,7 +80,7 @@ def test_lut_agent_and_query_never_read_the_pool_oracle(project):
     for produced in ("06_models/mgral", "07_model_output/queries"):
         shutil.rmtree(project / "data" / produced)
     for step in ["lut", "agent", "query"]:
-        run_pipeline(project, step, MGRAL)
+        run_pipeline(project, step, MGRAL_RARITY)
 
     assert _without_timings(project) == lut_before
 

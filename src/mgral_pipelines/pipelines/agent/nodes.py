@@ -43,15 +43,19 @@ def train_agent(
         return {}, {}, _note_figure("No policy trained: al.strategy is not mgral.")
     params, budget = AgentParams(**agent), ALParams(**al).budget
     config = AgentConfig(**{**params.policy, "batch_size": budget})
-    estimate = Estimator(lookup_table(for_cycle(tables, state, "lut")),
-                         LookupConfig(**params.lookup))
+    table = for_cycle(tables, state, "lut")
+    estimate = Estimator(lookup_table(table), LookupConfig(**params.lookup))
     ids = sorted(state["pool_ids"])  # the canonical order the MGRAL strategy scores in
     features = for_cycle(embeddings, state, "embedding")
     row_of = {image_id: row for row, image_id in enumerate(features["image_ids"])}
     embedded = np.asarray(features["vectors"])[[row_of[i] for i in ids]]
     detections = for_cycle(pool_detections, state, "embedding")
-    # One row per image of what the reward reads: its embedding, then its detected objects.
-    lut_inputs = np.column_stack([embedded, [confident_detections(detections[i]) for i in ids]])
+    # One row per image of what the reward reads: its embedding, then its detected objects,
+    # weighted as the table weighted its entries' (no weights: plain counts).
+    weights = table.get("class_weights")
+    lut_inputs = np.column_stack([embedded, [confident_detections(detections[i],
+                                                                  class_weights=weights)
+                                             for i in ids]])
     classes = len(image_index["classes"])
     inputs = np.stack([policy_inputs(embedded[row], detections[image_id]
                                      if config.detector_features else None, classes)

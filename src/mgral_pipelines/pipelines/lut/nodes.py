@@ -15,7 +15,7 @@ from mgral_pipelines import execution
 from mgral_pipelines.config import AgentParams, ALParams, LUTParams
 from mgral_pipelines.mgral import variants
 from mgral_pipelines.mgral.candidates import pool_strata, sample_candidate_batches
-from mgral_pipelines.mgral.features import confident_detections
+from mgral_pipelines.mgral.features import class_rarity_weights, confident_detections
 from mgral_pipelines.mgral.lookup import LookupConfig, LookupTable, table_fidelity
 from mgral_pipelines.pipelines.common import cycle_key, detector_settings, for_cycle
 
@@ -52,7 +52,8 @@ def build_lut(
     """Train the reference and K semi-supervised variants from D_t; ΔmAP on V per batch.
 
     Only the labels of L_t and V are passed on: the candidates' labels are never read. Each entry
-    keeps its images' embeddings and their numbers of objects D_t detects (the look-up's points).
+    keeps its images' embeddings and their numbers of objects D_t detects (the look-up's points),
+    weighted by class rarity with `lut.detection_weighting: rarity` (the table's `class_weights`).
     The table's leave-one-out fidelity is measured with the agent's look-up settings
     (`agent.lookup`).
     """
@@ -97,11 +98,14 @@ def build_lut(
     table = variants.delta_map_table(results, params.metric)
     seconds = time.perf_counter() - started
 
+    weights = (class_rarity_weights(state["labels"], len(image_index["classes"])).tolist()
+               if params.detection_weighting == "rarity" else None)
     for entry, batch in zip(table["entries"], candidates, strict=True):
         entry["embeddings"] = vectors[[row_of[i] for i in entry["image_ids"]]].tolist()
-        entry["detections"] = [confident_detections(detections[i]) for i in entry["image_ids"]]
+        entry["detections"] = [confident_detections(detections[i], class_weights=weights)
+                               for i in entry["image_ids"]]
         entry.update(stratum=batch["stratum"], stratum_share=batch["share"])
-    table.update(cycle=state["cycle"], schedule={
+    table.update(cycle=state["cycle"], class_weights=weights, schedule={
         "epochs": params.epochs, "images_per_epoch": images_per_epoch,
         "batch_size": batch_size, "seed": params.seed,
         "semi_supervised": dataclasses.asdict(semi), "detector": dataclasses.asdict(config)})
