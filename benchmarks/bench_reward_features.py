@@ -138,7 +138,7 @@ def run_features(csv: Path, context: dict[str, Any]) -> pd.DataFrame:
                                embeddings[cycle_key(state)], len(index["classes"]))
                 for ids in batches["image_ids"]]
     return batches.join(pd.DataFrame(features, index=batches.index)).assign(
-        run=csv.stem, labelled=len(state["labelled_ids"]),
+        run=csv.stem, split_seed=summary["split_seed"], labelled=len(state["labelled_ids"]),
         d_t="run's own" if weights.is_file() else "trained again")
 
 
@@ -155,11 +155,12 @@ def correlate(batches: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def plot(table: pd.DataFrame, path: Path) -> None:
-    """ρ with its 95% interval per feature: one marker per run, a bar for the pool."""
+def plot(table: pd.DataFrame, path: Path, labels: dict[str, str]) -> None:
+    """ρ with its 95% interval per feature: one marker per run (`labels` name them), a bar for
+    the pool."""
     features = list(dict.fromkeys(table["feature"]))
     runs = [run for run in dict.fromkeys(table["run"]) if run != "pooled"]
-    figure, axes = plt.subplots(figsize=(9, 0.5 * len(features) + 1.5))
+    figure, axes = plt.subplots(figsize=(9, 0.5 * len(features) + 2))
     pooled = table[table["run"] == "pooled"].set_index("feature").loc[features]
     positions = np.arange(len(features))[::-1]
     colours = ["tab:grey" if f in ORACLE else "tab:blue" if f in LABEL_FREE else "tab:orange"
@@ -170,13 +171,13 @@ def plot(table: pd.DataFrame, path: Path) -> None:
                   fmt="none", ecolor="black", capsize=3)
     for offset, run in zip(np.linspace(-0.25, 0.25, len(runs)), runs):
         values = table[table["run"] == run].set_index("feature").loc[features]
-        axes.plot(values["rho"], positions + offset, "o", markersize=4, label=run)
+        axes.plot(values["rho"], positions + offset, "o", markersize=4, label=labels[run])
     axes.axvline(0, color="black", linewidth=0.8)
     axes.axvline(0.5, color="tab:red", linestyle="--", linewidth=0.8, label="issue 8's target")
     axes.set_yticks(positions, features)
     axes.set_xlabel("Spearman ρ with the true gain (bar: pooled, 95% interval; dots: runs)")
     axes.set_title("Grey: the oracle's features; blue: D_t's, without labels; orange: the run's")
-    axes.legend(fontsize=7, loc="lower right")
+    axes.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
@@ -201,7 +202,9 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False)
     batches.to_csv(args.out.with_name(f"{args.out.stem}_batches.csv"))
-    plot(table, args.out.with_suffix(".png"))
+    labels = {run: f"{run}: split {group['split_seed'].iloc[0]}, |L_t| = "
+              f"{group['labelled'].iloc[0]}" for run, group in batches.groupby("run")}
+    plot(table, args.out.with_suffix(".png"), labels)
     wide = table.assign(value=[f"{r:+.2f} ({lo:+.2f} to {hi:+.2f})" for r, lo, hi
                                in zip(table["rho"], table["low"], table["high"])])
     print(wide.pivot(index="feature", columns="run", values="value")

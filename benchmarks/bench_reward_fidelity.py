@@ -92,6 +92,17 @@ def _partitions(value: Any) -> dict[str, Any]:
     return {key: (lambda v=v: v) for key, v in value.items()}
 
 
+def _check_same_batches(held_out: list[dict[str, Any]], path: Path) -> None:
+    """Exit unless the earlier run in `path` measured these batches (by their image ids)."""
+    earlier = pd.read_csv(path).groupby("batch")["image_ids"].first()
+    drawn = pd.Series([" ".join(batch["image_ids"]) for batch in held_out])
+    if len(earlier) < len(drawn) or not (earlier.iloc[:len(drawn)].to_numpy()
+                                         == drawn.to_numpy()).all():
+        raise SystemExit(f"{path} was measured on other batches than this D_0 draws: give that "
+                         "run's D_0 (--initial-detector) and the same --env, --split-seed and "
+                         "--batches")
+
+
 def _with_earlier_true_gains(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
     """`frame` with the true gains of an earlier run, matched by batch and repeat and checked by
     the batch's stratum and object count (the same draw gives the same batches, if D_0 trains to
@@ -186,7 +197,7 @@ def main() -> None:
     reuse_true = args.true_from is not None
     started = time.perf_counter()
 
-    # D_0, its embeddings and pool predictions, and the cycle's LUT: exactly as al_cycle makes them.
+    # D_0, its embeddings and pool predictions, then the cycle's LUT: as al_cycle makes them.
     if args.initial_detector is not None:
         checkpoints = {cycle_key(state): args.initial_detector.read_bytes()}
         checkpoint = args.initial_detector
@@ -196,17 +207,6 @@ def main() -> None:
     raw, _ = embed_images(_partitions(checkpoints), state, index, detector, params["embedding"])
     embeddings, _ = reduce_embeddings(_partitions(raw), state, params["embedding"])
     detections = predict_pool(_partitions(checkpoints), state, index, detector, al)
-    lookup = {**AgentParams(**params["agent"]).lookup,
-              **{k: yaml.safe_load(v) for k, v in (i.split("=", 1) for i in args.lookup)}}
-    agent = {**params["agent"], "lookup": lookup}
-    tables, _ = build_lut(state, index, data.eval_labels, _partitions(checkpoints),
-                          _partitions(embeddings), _partitions(detections), detector, lut,
-                          agent, al)
-    table = tables[cycle_key(state)]
-    (scratch / "lut.json").write_text(json.dumps(table))  # for a look at the entries afterwards
-    estimate = Estimator(LookupTable.from_lut(table), LookupConfig(**lookup))
-    print(f"LUT: {len(table['entries'])} entries, fidelity {table['fidelity']} "
-          f"({time.perf_counter() - started:.0f} s)", flush=True)
 
     # Held-out batches, drawn as the LUT draws its own, with another seed.
     params_lut = LUTParams(**lut)
@@ -221,6 +221,20 @@ def main() -> None:
     held_out = sample_candidate_batches(pool, args.batches, batch_size,
                                         [params_lut.seed + 1000, state["cycle"]], strata,
                                         params_lut.stratified_share)
+    if reuse_true:  # before any training: another D_0 draws other batches
+        _check_same_batches(held_out, args.true_from)
+
+    lookup = {**AgentParams(**params["agent"]).lookup,
+              **{k: yaml.safe_load(v) for k, v in (i.split("=", 1) for i in args.lookup)}}
+    agent = {**params["agent"], "lookup": lookup}
+    tables, _ = build_lut(state, index, data.eval_labels, _partitions(checkpoints),
+                          _partitions(embeddings), _partitions(detections), detector, lut,
+                          agent, al)
+    table = tables[cycle_key(state)]
+    (scratch / "lut.json").write_text(json.dumps(table))  # for a look at the entries afterwards
+    estimate = Estimator(LookupTable.from_lut(table), LookupConfig(**lookup))
+    print(f"LUT: {len(table['entries'])} entries, fidelity {table['fidelity']} "
+          f"({time.perf_counter() - started:.0f} s)", flush=True)
 
     config, _ = detector_settings(detector)
     true_config = dataclasses.replace(config, epochs=args.true_epochs, warmup_epochs=0.0,

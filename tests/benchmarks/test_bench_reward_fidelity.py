@@ -113,3 +113,17 @@ def test_yardstick_state_labels_random_pool_images_like_a_random_query():
     assert set(state["labels"]) == set(state["labelled_ids"]) and state["cycle"] == 1
     with pytest.raises(SystemExit, match="must leave a pool"):
         yardstick_state(data, oracle, 4)
+
+
+def test_a_reread_of_other_batches_stops_before_any_training(tmp_path):
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from bench_reward_fidelity import _check_same_batches
+
+    earlier = tmp_path / "earlier.csv"
+    pd.DataFrame({"batch": [0, 0, 1, 1], "repeat": [0, 1, 0, 1],
+                  "image_ids": ["a b", "a b", "c d", "c d"]}).to_csv(earlier, index=False)
+    _check_same_batches([{"image_ids": ["a", "b"]}, {"image_ids": ["c", "d"]}], earlier)
+    with pytest.raises(SystemExit, match="other batches than this D_0 draws"):
+        _check_same_batches([{"image_ids": ["a", "b"]}, {"image_ids": ["c", "e"]}], earlier)
+    with pytest.raises(SystemExit, match="other batches"):  # more batches than were measured
+        _check_same_batches([{"image_ids": ["a", "b"]}] * 3, earlier)
