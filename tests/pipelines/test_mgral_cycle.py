@@ -20,10 +20,11 @@ def test_mgral_cycle_builds_lut_trains_agent_and_queries(project):
     assert len(lut["entries"]) == 2
     for entry in lut["entries"]:
         assert len(entry["image_ids"]) == 3 and len(entry["embeddings"]) == 3
-        # D_t's detected objects per image, the look-up's extra coordinate
+        # D_t's detected objects per image, weighted by class rarity: the look-up's coordinate
         assert len(entry["detections"]) == 3 and all(
-            isinstance(count, int) and count >= 0 for count in entry["detections"])
+            isinstance(count, float) and count >= 0 for count in entry["detections"])
         assert entry["delta_map"] == entry["map50_95"] - lut["reference"]["map50_95"]
+    assert lut["class_weights"] and min(lut["class_weights"]) > 0  # one per class
     assert lut["schedule"]["epochs"] == 1
     assert (project / "data/06_models/mgral/cycle_0/policy.pt").exists()
     assert (project / "data/08_reporting/agent_reward_curve.png").exists()
@@ -54,7 +55,7 @@ def _without_timings(project):
     return lut
 
 
-# Rarity weighting reads labels (L_t's) to weigh detections: it must not reach the pool's.
+# Rarity weighting (the default) reads labels, L_t's, to weigh detections: never the pool's.
 MGRAL_RARITY = {**MGRAL, "lut": {"detection_weighting": "rarity"}}
 
 
