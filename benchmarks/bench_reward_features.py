@@ -33,7 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,7 @@ from pool_yardsticks import pooled_interval  # noqa: E402
 from kedro.framework.session import KedroSession  # noqa: E402
 from kedro.framework.startup import bootstrap_project  # noqa: E402
 
-from mgral_pipelines.mgral.features import CONFIDENCE  # noqa: E402
+from mgral_pipelines.mgral.features import CONFIDENCE, class_counts  # noqa: E402
 from mgral_pipelines.pipelines.benchmark.runner import seed_data  # noqa: E402
 from mgral_pipelines.pipelines.common import cycle_key  # noqa: E402
 from mgral_pipelines.pipelines.detector.nodes import train_detector  # noqa: E402
@@ -74,25 +74,16 @@ def class_gain(labelled: np.ndarray, batch: np.ndarray) -> float:
     return float(np.sum(np.log1p(labelled + batch) - np.log1p(labelled)))
 
 
-def class_counts(annotations: Sequence[Mapping[str, Any]], num_classes: int) -> np.ndarray:
-    """(num_classes,) objects per class of a list of labels or detections (`class_id`)."""
-    return np.bincount([int(a["class_id"]) for a in annotations],
-                       minlength=num_classes).astype(np.float64)
-
-
-def batch_features(batch_ids: list[str], state: dict[str, Any], oracle: dict[str, Any],
-                   detections: dict[str, Any], vectors: dict[str, Any],
-                   num_classes: int) -> dict[str, float]:
-    """The module doc's features of one batch; `vectors` are the cycle's embeddings."""
-    labelled = sum((class_counts(state["labels"][i], num_classes) for i in state["labelled_ids"]),
-                   np.zeros(num_classes))
-    truth = sum((class_counts(oracle[i], num_classes) for i in batch_ids), np.zeros(num_classes))
-    seen = sum((class_counts([d for d in detections[i] if d["score"] >= CONFIDENCE], num_classes)
-                for i in batch_ids), np.zeros(num_classes))
-    row_of = {image_id: row for row, image_id in enumerate(vectors["image_ids"])}
-    matrix = np.asarray(vectors["vectors"], dtype=np.float64)
-    points = matrix[[row_of[i] for i in batch_ids]]
-    labelled_points = matrix[[row_of[i] for i in state["labelled_ids"]]]
+def batch_features(batch_ids: list[str], labelled: np.ndarray, labelled_points: np.ndarray,
+                   oracle: dict[str, Any], detections: dict[str, Any],
+                   points_of: Callable[[list[str]], np.ndarray]) -> dict[str, float]:
+    """The module doc's features of one batch, given L_t's class counts and embeddings;
+    `points_of` gives the embeddings of a list of image ids."""
+    num_classes = len(labelled)
+    truth = class_counts([a for i in batch_ids for a in oracle[i]], num_classes)
+    seen = class_counts([d for i in batch_ids for d in detections[i] if d["score"] >= CONFIDENCE],
+                        num_classes)
+    points = points_of(batch_ids)
     return {
         "oracle_objects": float(truth.sum()),
         "oracle_class_gain": class_gain(labelled, truth),
@@ -134,8 +125,17 @@ def run_features(csv: Path, context: dict[str, Any]) -> pd.DataFrame:
     batches = rows.groupby("batch").agg(
         image_ids=("image_ids", "first"), true_gain=("true_gain", "mean"),
         lut_prediction=("lut_prediction", "first"), semi_delta=("semi_delta", "mean"))
-    features = [batch_features(ids.split(), state, oracle, detections[cycle_key(state)],
-                               embeddings[cycle_key(state)], len(index["classes"]))
+    vectors = embeddings[cycle_key(state)]
+    row_of = {image_id: row for row, image_id in enumerate(vectors["image_ids"])}
+    matrix = np.asarray(vectors["vectors"], dtype=np.float64)
+
+    def points_of(ids: list[str]) -> np.ndarray:
+        return matrix[[row_of[i] for i in ids]]
+
+    labelled = class_counts([a for i in state["labelled_ids"] for a in state["labels"][i]],
+                            len(index["classes"]))
+    features = [batch_features(ids.split(), labelled, points_of(state["labelled_ids"]), oracle,
+                               detections[cycle_key(state)], points_of)
                 for ids in batches["image_ids"]]
     return batches.join(pd.DataFrame(features, index=batches.index)).assign(
         run=csv.stem, split_seed=summary["split_seed"], labelled=len(state["labelled_ids"]),

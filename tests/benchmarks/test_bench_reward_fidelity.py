@@ -85,7 +85,9 @@ def test_pooling_fisher_z_of_equal_samples_keeps_rho_and_narrows_the_interval():
 
 def test_class_gain_counts_an_object_of_a_class_the_labels_lack_most():
     sys.path.insert(0, str(REPO / "benchmarks"))
-    from bench_reward_features import class_counts, class_gain
+    from bench_reward_features import class_gain
+
+    from mgral_pipelines.mgral.features import class_counts
 
     labelled = class_counts([{"class_id": 0}] * 9, 3)
     assert labelled.tolist() == [9, 0, 0]

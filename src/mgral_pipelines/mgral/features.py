@@ -46,15 +46,18 @@ def class_rarity_weights(labels: Mapping[str, Sequence[Mapping[str, Any]]],
     On the yardstick, that value computed from the oracle's labels tracks the true gain best of
     the features measured (README "What a reward could see").
     """
-    counts = np.zeros(num_classes)
-    for objects in labels.values():
-        for annotation in objects:
-            class_id = int(annotation["class_id"])
-            if not 0 <= class_id < num_classes:
-                raise ValueError(f"a label has class_id {class_id}, outside the {num_classes} "
-                                 "classes of the image index")
-            counts[class_id] += 1
+    counts = class_counts([a for objects in labels.values() for a in objects], num_classes)
     return (1 + counts.mean()) / (1 + counts)
+
+
+def class_counts(objects: Sequence[Mapping[str, Any]], num_classes: int) -> np.ndarray:
+    """(num_classes,) how many of `objects` (labels or detections) have each `class_id`."""
+    class_ids = np.array([int(o["class_id"]) for o in objects], dtype=int)
+    outside = class_ids[(class_ids < 0) | (class_ids >= num_classes)]
+    if outside.size:
+        raise ValueError(f"an object has class_id {outside[0]}, outside the {num_classes} classes "
+                         "of the image index")
+    return np.bincount(class_ids, minlength=num_classes).astype(np.float64)
 
 
 def detection_features(detections: Sequence[Mapping[str, Any]], num_classes: int,
