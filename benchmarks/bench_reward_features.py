@@ -21,7 +21,13 @@ where that is gone), and computes for each held-out batch:
         class for the batch's counts (L_t's counts are its labels);
       - `detected_rarity_weighted`: Σ_c n̂_c(batch) / (1 + n_c(L_t)), the first-order term of
         that gain, a per-image sum a look-up coordinate could carry;
+      - `detected_score_class_gain`: the class gain with soft counts, the summed class scores of
+        all the detections the strategies see (`al.pool_detection_conf`), for a D_t whose
+        confident detections fall into one class;
       - `embedding_distance_to_labelled`: W2² between the batch's and L_t's embeddings;
+      - `embedding_cluster_gain`: the class gain with k-means clusters of the embeddings (as many
+        as there are classes, fitted on L_t and the pool) for classes: what a reward could use if
+        the embedding's clusters were the classes;
   * `lut_prediction` and `semi_delta`, the run's own.
 Reports Spearman's ρ of each with the mean true gain (95% interval as the yardstick's), per run and
 pooled over the runs (`pool_yardsticks.pooled_interval`). Writes the ρs to `--out`, the per-batch
@@ -33,7 +39,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _project import ROOT  # noqa: E402
 from bench_reward_fidelity import _partitions, spearman_interval, yardstick_state  # noqa: E402
 from pool_yardsticks import pooled_interval  # noqa: E402
+from sklearn.cluster import KMeans  # noqa: E402
 
 from kedro.framework.session import KedroSession  # noqa: E402
 from kedro.framework.startup import bootstrap_project  # noqa: E402
@@ -65,7 +73,8 @@ from mgral_pipelines.pipelines.embedding.nodes import (  # noqa: E402
 
 ORACLE = ("oracle_objects", "oracle_class_gain", "oracle_classes")
 LABEL_FREE = ("detected_objects", "detected_class_gain", "detected_rarity_weighted",
-              "embedding_distance_to_labelled")
+              "detected_score_class_gain", "embedding_distance_to_labelled",
+              "embedding_cluster_gain")
 RUN_OWN = ("lut_prediction", "semi_delta")
 
 
@@ -74,26 +83,42 @@ def class_gain(labelled: np.ndarray, batch: np.ndarray) -> float:
     return float(np.sum(np.log1p(labelled + batch) - np.log1p(labelled)))
 
 
-def batch_features(batch_ids: list[str], labelled: np.ndarray, labelled_points: np.ndarray,
-                   oracle: dict[str, Any], detections: dict[str, Any],
-                   points_of: Callable[[list[str]], np.ndarray]) -> dict[str, float]:
-    """The module doc's features of one batch, given L_t's class counts and embeddings;
-    `points_of` gives the embeddings of a list of image ids."""
-    num_classes = len(labelled)
+@dataclass(frozen=True)
+class Labelled:
+    """What the features compare a batch with: L_t's class counts (from its labels), embeddings
+    and counts per embedding cluster."""
+
+    classes: np.ndarray
+    points: np.ndarray
+    clusters: np.ndarray
+
+
+def batch_features(batch_ids: list[str], labelled: Labelled, oracle: dict[str, Any],
+                   detections: dict[str, Any], points_of: Callable[[list[str]], np.ndarray],
+                   cluster_of: Mapping[str, int]) -> dict[str, float]:
+    """The module doc's features of one batch; `points_of` gives the embeddings of a list of image
+    ids, `cluster_of` an image's embedding cluster."""
+    num_classes = len(labelled.classes)
     truth = class_counts([a for i in batch_ids for a in oracle[i]], num_classes)
     seen = class_counts([d for i in batch_ids for d in detections[i] if d["score"] >= CONFIDENCE],
                         num_classes)
+    scored = np.sum([d["class_scores"] for i in batch_ids for d in detections[i]]
+                    or [np.zeros(num_classes)], axis=0)
+    clusters = np.bincount([cluster_of[i] for i in batch_ids],
+                           minlength=len(labelled.clusters)).astype(np.float64)
     points = points_of(batch_ids)
     return {
         "oracle_objects": float(truth.sum()),
-        "oracle_class_gain": class_gain(labelled, truth),
+        "oracle_class_gain": class_gain(labelled.classes, truth),
         "oracle_classes": float(np.count_nonzero(truth)),
         "detected_objects": float(seen.sum()),
-        "detected_class_gain": class_gain(labelled, seen),
-        "detected_rarity_weighted": float(np.sum(seen / (1 + labelled))),
+        "detected_class_gain": class_gain(labelled.classes, seen),
+        "detected_rarity_weighted": float(np.sum(seen / (1 + labelled.classes))),
+        "detected_score_class_gain": class_gain(labelled.classes, scored),
         "embedding_distance_to_labelled": float(ot.emd2(
-            ot.unif(len(points)), ot.unif(len(labelled_points)),
-            ot.dist(points, labelled_points))),
+            ot.unif(len(points)), ot.unif(len(labelled.points)),
+            ot.dist(points, labelled.points))),
+        "embedding_cluster_gain": class_gain(labelled.clusters, clusters),
     }
 
 
@@ -132,10 +157,17 @@ def run_features(csv: Path, context: dict[str, Any]) -> pd.DataFrame:
     def points_of(ids: list[str]) -> np.ndarray:
         return matrix[[row_of[i] for i in ids]]
 
-    labelled = class_counts([a for i in state["labelled_ids"] for a in state["labels"][i]],
-                            len(index["classes"]))
-    features = [batch_features(ids.split(), labelled, points_of(state["labelled_ids"]), oracle,
-                               detections[cycle_key(state)], points_of)
+    num_classes = len(index["classes"])
+    clusters = KMeans(n_clusters=num_classes, n_init=10, random_state=0).fit_predict(matrix)
+    cluster_of = dict(zip(vectors["image_ids"], clusters))
+    labelled = Labelled(
+        classes=class_counts([a for i in state["labelled_ids"] for a in state["labels"][i]],
+                             num_classes),
+        points=points_of(state["labelled_ids"]),
+        clusters=np.bincount([cluster_of[i] for i in state["labelled_ids"]],
+                             minlength=num_classes).astype(np.float64))
+    features = [batch_features(ids.split(), labelled, oracle, detections[cycle_key(state)],
+                               points_of, cluster_of)
                 for ids in batches["image_ids"]]
     return batches.join(pd.DataFrame(features, index=batches.index)).assign(
         run=csv.stem, split_seed=summary["split_seed"], labelled=len(state["labelled_ids"]),

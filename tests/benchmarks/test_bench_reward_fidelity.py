@@ -54,12 +54,15 @@ def test_yardstick_measures_then_rereads_the_same_batches(project):  # noqa: F81
                     "--env", "tiny", "--out", "yardstick/features.csv"], cwd=project, check=True)
     features = pd.read_csv(project / "yardstick/features.csv")
     assert set(features["run"]) == {"trend", "pooled"}
-    assert {"oracle_class_gain", "detected_class_gain", "lut_prediction"} <= set(
-        features["feature"])
+    assert {"oracle_class_gain", "detected_class_gain", "detected_score_class_gain",
+            "embedding_cluster_gain", "lut_prediction"} <= set(features["feature"])
     assert (features["n"] == 4).all()
     batches = pd.read_csv(project / "yardstick/features_batches.csv")
     assert (batches["d_t"] == "run's own").all()
     assert batches["oracle_objects"].tolist() == rows.groupby("batch")["objects"].first().tolist()
+    # Gains are never negative: a batch only adds objects (or images) to a class (or cluster).
+    assert (batches[["oracle_class_gain", "detected_score_class_gain",
+                     "embedding_cluster_gain"]] >= 0).all().all()
     assert (project / "yardstick/features.png").stat().st_size > 0
 
     # Two runs pooled: the pool spans both runs' batches.
