@@ -51,12 +51,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import ot  # noqa: E402
 import pandas as pd  # noqa: E402
+from sklearn.cluster import KMeans  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _project import ROOT  # noqa: E402
 from bench_reward_fidelity import _partitions, spearman_interval, yardstick_state  # noqa: E402
 from pool_yardsticks import pooled_interval  # noqa: E402
-from sklearn.cluster import KMeans  # noqa: E402
 
 from kedro.framework.session import KedroSession  # noqa: E402
 from kedro.framework.startup import bootstrap_project  # noqa: E402
