@@ -1,6 +1,9 @@
 """Validated parameters: a wrong combination fails with a message that says what to set."""
 
+from pathlib import Path
+
 import pytest
+from kedro.config import OmegaConfigLoader
 from pydantic import ValidationError
 
 from mgral_pipelines.config import DatasetParams
@@ -16,3 +19,37 @@ def test_dataset_path_of_the_embedded_source_is_its_generated_folder():
 def test_user_data_needs_a_path():
     with pytest.raises(ValidationError, match="dataset.source=coco needs dataset.path=<PATH>"):
         DatasetParams(source="coco")
+
+
+BENCHMARK_OUTPUTS = {"benchmark_results": "results.json", "benchmark_al_curve": "al_curve.csv",
+                     "benchmark_al_curve_plot": "al_curve.png", "benchmark_summary": "summary.csv"}
+
+
+def _benchmark_paths(env, runtime_params=None):
+    """(benchmark.output_dir, {dataset: filepath}) as `kedro run --env <env>` resolves them."""
+    loader = OmegaConfigLoader(str(Path(__file__).parents[1] / "conf"), base_env="base",
+                               default_run_env="local", env=env,
+                               runtime_params=runtime_params or {})
+    catalog = loader["catalog"]
+    paths = {name: catalog[name].get("dataset", catalog[name])["filepath"]
+             for name in BENCHMARK_OUTPUTS}
+    return loader["parameters"]["benchmark"]["output_dir"], paths
+
+
+@pytest.mark.parametrize("env, folder", [
+    ("local", "benchmark"), ("tiny", "benchmark"), ("small", "benchmark"),
+    ("transfer", "benchmark_transfer"), ("voc", "benchmark_voc"), ("coco", "benchmark_coco")])
+def test_a_profiles_benchmark_writes_its_outputs_beside_its_resume_points(env, folder):
+    output_dir, paths = _benchmark_paths(env)
+    assert output_dir == f"data/08_reporting/{folder}"
+    assert paths == {name: f"{output_dir}/{file}" for name, file in BENCHMARK_OUTPUTS.items()}
+
+
+def test_overriding_the_benchmark_folder_moves_every_output():
+    """A custom run (`--params benchmark.output_dir=…` or a `--config` file) must not overwrite
+    the headline benchmark's curve and summary."""
+    output_dir, paths = _benchmark_paths(
+        "transfer", {"benchmark": {"output_dir": "data/08_reporting/mine"}})
+    assert output_dir == "data/08_reporting/mine"
+    assert paths == {name: f"data/08_reporting/mine/{file}"
+                     for name, file in BENCHMARK_OUTPUTS.items()}
