@@ -83,6 +83,33 @@ def test_training_is_reproducible(detector_square_dataset: DetectorDataset, tmp_
     np.testing.assert_array_equal(first, second)
 
 
+@pytest.mark.slow
+def test_skipping_validation_keeps_the_last_epoch_and_says_so(
+    detector_trained: Trained, tmp_path: Path
+) -> None:
+    """The LUT's variants score their checkpoint themselves: without ultralytics' validations the
+    weights are the very same, and the info says the run was not validated."""
+    data = detector_trained.dataset
+    config = replace(CONFIG, epochs=1, lr0=1e-4, checkpoint="last")
+    splits = (data.records, data.annotations, data.classes, data.train_ids[:8], data.val_ids)
+    runs = {validate: train_detector(*splits, config, tmp_path / str(validate),
+                                     detector_trained.weights, progress=False, validate=validate)
+            for validate in (True, False)}
+
+    validated, skipped = (torch.load(io.BytesIO(runs[v][0]), map_location="cpu",
+                                     weights_only=False)["model"].state_dict()
+                          for v in (True, False))
+    assert validated.keys() == skipped.keys()
+    assert all(torch.equal(validated[key], skipped[key]) for key in validated)
+    assert runs[True][1]["val_map50_95"] > 0
+    assert np.isnan(runs[False][1]["val_map50_95"]) and np.isnan(runs[False][1]["val_map50"])
+    assert runs[False][1]["optimizer_steps"] == runs[True][1]["optimizer_steps"]
+    assert load_model(runs[False][0]).class_names == data.classes  # inference weights
+    with pytest.raises(ValueError, match='validate=False needs keep="last"'):
+        train_detector(*splits, config, tmp_path / "best", detector_trained.weights,
+                       progress=False, keep="best", validate=False)
+
+
 def test_epoch_list_repeats_every_image_evenly():
     ids = ["a", "b", "c"]
     listed = epoch_list(ids, 8, seed=0)

@@ -42,6 +42,7 @@ def train_semi_supervised(
     initial_weights: Weights,
     semi: SemiSupervisedConfig,
     progress: bool = True,
+    validate: bool = True,
 ) -> tuple[bytes, dict[str, float]]:
     """Fine-tune `initial_weights` (the cycle's detector D_t) on `L_S + w(t) * L_U`; return the
     checkpoint (`semi.checkpoint`: last or best epoch) and info.
@@ -53,7 +54,7 @@ def train_semi_supervised(
     list, the batches and ultralytics' augmentation; mosaic, mixup and cutmix combine only images
     of the same kind, so each image is either labelled or pseudo-labelled. `w(t)` follows
     `semi.weight_at(epoch)`. With no `unlabelled_ids` this is the reference variant: the same
-    trainer, seed and schedule on the labelled images alone.
+    trainer, seed and schedule on the labelled images alone. `validate` as in train_detector.
 
     `annotations` is read only for `labelled_ids` and `val_ids` (it may lack the unlabelled images:
     their labels are never looked up). Top-level and with plain arguments, so it runs in
@@ -85,7 +86,7 @@ def train_semi_supervised(
     trainer_cls = partial(SemiSupervisedDetectionTrainer, pseudo_files=pseudo_files, semi=semi)
     weights, info = train_detector(
         records, view_annotations, classes, [*labelled_ids, *unlabelled_ids], val_ids, config,
-        run_dir, initial_weights, progress, trainer_cls, keep=semi.checkpoint,
+        run_dir, initial_weights, progress, trainer_cls, keep=semi.checkpoint, validate=validate,
     )
     info.update(
         num_labelled=len(labelled_ids),

@@ -20,6 +20,7 @@ from mgral_pipelines.detector.yolo_dataset import Annotations, Records, write_yo
 
 from ultralytics.cfg import DEFAULT_CFG
 from ultralytics.models.yolo.detect import DetectionTrainer
+from ultralytics.utils.torch_utils import strip_optimizer
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +32,12 @@ class ProjectDetectionTrainer(DetectionTrainer):
     into (or replace) the MLflow run kedro-mlflow opened. Custom trainers subclass this one and
     override ultralytics' template methods (`get_model`, `build_dataset`, `get_dataloader`, ...).
     """
+
+    # False skips ultralytics' two validations of a run that keeps its last epoch (the final
+    # epoch's and final_eval's of best.pt, itself the last epoch then): a caller that scores the
+    # checkpoint with evaluate_detector anyway, as the LUT's variants do, would pay for V three
+    # times. Set by train_detector(validate=False).
+    validates: bool = True
 
     def __init__(
         self, cfg: Any = DEFAULT_CFG, overrides: dict | None = None, _callbacks: dict | None = None
@@ -45,6 +52,18 @@ class ProjectDetectionTrainer(DetectionTrainer):
         for callback in self.callbacks.get(event, []):
             if not _is_integration(callback):
                 callback(self)
+
+    def validate(self) -> tuple[dict[str, Any] | None, float | None]:
+        if not self.validates:
+            return self.metrics, None  # fitness None: what ultralytics' val=False gives
+        return super().validate()
+
+    def final_eval(self) -> None:
+        if not self.validates:
+            if self.last.exists():
+                strip_optimizer(self.last)  # final_eval's other job: last.pt as inference weights
+            return
+        super().final_eval()
 
 
 TrainerFactory = Callable[..., DetectionTrainer]
@@ -62,6 +81,7 @@ def train_detector(
     progress: bool = True,
     trainer_cls: TrainerFactory = ProjectDetectionTrainer,
     keep: str | None = None,
+    validate: bool = True,
 ) -> tuple[bytes, dict[str, float]]:
     """Train on `train_ids`, select the best epoch on `val_ids`; return its checkpoint and info.
 
@@ -71,8 +91,13 @@ def train_detector(
     or a `functools.partial` of one carrying extra inputs. `keep` (default `config.checkpoint`):
     "best" or "last", the final epoch, validated only at the end. With `config.images_per_epoch`
     each epoch trains on the training set repeated to that length (`epoch_list`).
+    `validate=False` (with keep "last" only) skips that validation: the checkpoint is the same,
+    and info's `val_map50_95`/`val_map50` are NaN; for callers that evaluate it themselves.
     """
     keep = keep or config.checkpoint
+    if not validate and keep != "last":
+        raise ValueError(f'validate=False needs keep="last": keep="{keep}" picks an epoch by '
+                         "its validation")
     if not train_ids or not val_ids:
         raise ValueError(
             f"Training needs train and val images (got {len(train_ids)} and {len(val_ids)})"
@@ -90,6 +115,7 @@ def train_detector(
         overrides["val"] = False
     with _ultralytics_verbosity(config.verbose):
         trainer = trainer_cls(overrides=overrides)
+        trainer.validates = validate
         started = time.perf_counter()
         with _epoch_progress(trainer, config.epochs, enabled=progress):
             trainer.train()
@@ -99,6 +125,8 @@ def train_detector(
     else:
         checkpoint = trainer.best if trainer.best.exists() else trainer.last
     info = _training_info(trainer, seconds)
+    if not validate:
+        info.update(val_map50=float("nan"), val_map50_95=float("nan"))
     logger.info(
         "Trained detector on %d images for %d epochs (%d optimiser steps) in %.1f s "
         "(val mAP50-95 %.4f)",

@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import statistics
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,20 @@ def step_matched_images_per_epoch(images_per_epoch: int | None, labelled: int,
     return labelled + batch_size
 
 
+def variant_settings(detector: dict[str, Any], params: LUTParams, num_labelled: int,
+                     batch_size: int) -> tuple[adapter.DetectorConfig, Path]:
+    """The variants' (and reference's) detector config, step-matched and without warm-up, and
+    the detector's run folder."""
+    base_config, run_dir = detector_settings(detector)
+    images_per_epoch = step_matched_images_per_epoch(
+        params.images_per_epoch, num_labelled, batch_size)
+    config = dataclasses.replace(base_config, epochs=params.epochs,
+                                 images_per_epoch=images_per_epoch,
+                                 lr0=params.lr0 or base_config.lr0,
+                                 warmup_epochs=0.0, checkpoint="last")
+    return config, run_dir
+
+
 def build_lut(
     state: dict[str, Any], image_index: dict[str, Any], eval_labels: dict[str, Any],
     checkpoints: dict[str, Any], embeddings: dict[str, Any], pool_detections: dict[str, Any],
@@ -61,13 +76,7 @@ def build_lut(
         return {}, {}
     params = LUTParams(**lut)
     batch_size = params.batch_size or ALParams(**al).budget
-    base_config, run_dir = detector_settings(detector)
-    images_per_epoch = step_matched_images_per_epoch(
-        params.images_per_epoch, len(state["labelled_ids"]), batch_size)
-    config = dataclasses.replace(base_config, epochs=params.epochs,
-                                 images_per_epoch=images_per_epoch,
-                                 lr0=params.lr0 or base_config.lr0,
-                                 warmup_epochs=0.0, checkpoint="last")
+    config, run_dir = variant_settings(detector, params, len(state["labelled_ids"]), batch_size)
     semi = adapter.SemiSupervisedConfig.from_dict(params.semi_supervised)
     features = for_cycle(embeddings, state, "embedding")
     row_of = {image_id: row for row, image_id in enumerate(features["image_ids"])}
@@ -106,7 +115,7 @@ def build_lut(
                                for i in entry["image_ids"]]
         entry.update(stratum=batch["stratum"], stratum_share=batch["share"])
     table.update(cycle=state["cycle"], class_weights=weights, schedule={
-        "epochs": params.epochs, "images_per_epoch": images_per_epoch,
+        "epochs": params.epochs, "images_per_epoch": config.images_per_epoch,
         "batch_size": batch_size, "seed": params.seed,
         "semi_supervised": dataclasses.asdict(semi), "detector": dataclasses.asdict(config)})
     deltas = [entry["delta_map"] for entry in table["entries"]]
