@@ -85,16 +85,20 @@ def test_training_is_reproducible(detector_square_dataset: DetectorDataset, tmp_
 
 @pytest.mark.slow
 def test_skipping_validation_keeps_the_last_epoch_and_says_so(
-    detector_trained: Trained, tmp_path: Path
+    detector_trained: Trained, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The LUT's variants score their checkpoint themselves: without ultralytics' validations the
     weights are the very same, and the info says the run was not validated."""
     data = detector_trained.dataset
     config = replace(CONFIG, epochs=1, lr0=1e-4, checkpoint="last")
     splits = (data.records, data.annotations, data.classes, data.train_ids[:8], data.val_ids)
-    runs = {validate: train_detector(*splits, config, tmp_path / str(validate),
-                                     detector_trained.weights, progress=False, validate=validate)
-            for validate in (True, False)}
+    with caplog.at_level("INFO", logger="mgral_pipelines.detector.training"):
+        runs = {validate: train_detector(*splits, config, tmp_path / str(validate),
+                                         detector_trained.weights, progress=False,
+                                         validate=validate)
+                for validate in (True, False)}
+    trained = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Trained")]
+    assert "(val mAP50-95 0." in trained[0] and trained[1].endswith("(not validated)")
 
     validated, skipped = (torch.load(io.BytesIO(runs[v][0]), map_location="cpu",
                                      weights_only=False)["model"].state_dict()

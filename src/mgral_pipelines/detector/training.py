@@ -128,9 +128,9 @@ def train_detector(
     if not validate:
         info.update(val_map50=float("nan"), val_map50_95=float("nan"))
     logger.info(
-        "Trained detector on %d images for %d epochs (%d optimiser steps) in %.1f s "
-        "(val mAP50-95 %.4f)",
-        len(train_ids), info["epochs"], info["optimizer_steps"], seconds, info["val_map50_95"],
+        "Trained detector on %d images for %d epochs (%d optimiser steps) in %.1f s (%s)",
+        len(train_ids), info["epochs"], info["optimizer_steps"], seconds,
+        f"val mAP50-95 {info['val_map50_95']:.4f}" if validate else "not validated",
     )
     return checkpoint.read_bytes(), info
 
