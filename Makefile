@@ -50,7 +50,7 @@ repro: install
 	$(BIN)/dvc repro
 
 benchmark: install
-	$(BIN)/dvc repro benchmarks/dvc.yaml:benchmark_transfer
+	$(BIN)/dvc repro benchmarks/dvc.yaml:benchmark_transfer_evaluation
 
 mlflow-ui: install
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db

@@ -30,7 +30,7 @@ class ChildRun:
     run_id: str | None
 
     def log_cycle(self, record: dict[str, Any]) -> None:
-        """The cycle's test mAP at step = its number of labelled images."""
+        """The cycle's test mAP and labelled boxes at step = its number of labelled images."""
         if self.run_id is None:
             return
         test = record["metrics"]["test"]
@@ -38,6 +38,7 @@ class ChildRun:
             {"benchmark/map50_95": float(test["map50_95"]),
              "benchmark/map50": float(test["map50"]),
              "benchmark/cycle": float(record["cycle"]),
+             "benchmark/n_boxes": float(record["n_boxes"]),
              "benchmark/wall_time_s": float(record["wall_time_s"])},
             step=int(record["n_labelled"]), run_id=self.run_id,
         )

@@ -47,6 +47,13 @@ def class_rarity_weights(labels: Mapping[str, Sequence[Mapping[str, Any]]],
     the features measured (README "What a reward could see").
     """
     counts = class_counts([a for objects in labels.values() for a in objects], num_classes)
+    return rarity_weights_from_counts(counts)
+
+
+def rarity_weights_from_counts(counts: Sequence[float] | np.ndarray) -> np.ndarray:
+    """(num_classes,) w_c = (1 + n̄) / (1 + n_c) from per-class labelled object counts n_c (see
+    `class_rarity_weights`); strategies get the counts, not the labels, in their PoolView."""
+    counts = np.asarray(counts, dtype=np.float64)
     return (1 + counts.mean()) / (1 + counts)
 
 

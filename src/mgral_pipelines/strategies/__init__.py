@@ -22,8 +22,13 @@ from mgral_pipelines.strategies.base import (
     check_selection,
 )
 from mgral_pipelines.strategies.coreset import CoresetConfig, CoresetStrategy
+from mgral_pipelines.strategies.detections import (
+    DetectionsConfig,
+    DetectionsStrategy,
+    RareDetectionsStrategy,
+)
 from mgral_pipelines.strategies.entropy import EntropyConfig, EntropyStrategy
-from mgral_pipelines.strategies.mgral import MGRALConfig, MGRALStrategy
+from mgral_pipelines.strategies.mgral import MGRALConfig, MGRALFixedRewardStrategy, MGRALStrategy
 from mgral_pipelines.strategies.ppal import PPALConfig, PPALStrategy
 from mgral_pipelines.strategies.random import RandomConfig, RandomStrategy
 
@@ -33,20 +38,25 @@ __all__ = [
     "CoresetConfig",
     "CoresetStrategy",
     "Detection",
+    "DetectionsConfig",
+    "DetectionsStrategy",
     "EntropyConfig",
     "EntropyStrategy",
     "MGRALConfig",
+    "MGRALFixedRewardStrategy",
     "MGRALStrategy",
     "PPALConfig",
     "PPALStrategy",
     "PoolView",
     "RandomConfig",
     "RandomStrategy",
+    "RareDetectionsStrategy",
     "Selection",
     "Strategy",
     "check_budget",
     "check_selection",
     "get_strategy",
+    "policy_reward",
     "register_strategy",
 ]
 
@@ -65,6 +75,12 @@ def register_strategy(strategy: Strategy) -> Strategy:
         )
     STRATEGIES[strategy.name] = strategy
     return strategy
+
+
+def policy_reward(name: str) -> str | None:
+    """What the cycle trains strategy `name`'s policy on (`lut` for MGRAL, `rare_detections` for
+    its fixed-reward ablation); None for a strategy without a policy."""
+    return getattr(get_strategy(name), "policy_reward", None)
 
 
 def get_strategy(name: str, **overrides: Any) -> Strategy:
@@ -86,6 +102,7 @@ def get_strategy(name: str, **overrides: Any) -> Strategy:
 
 
 for _default in (
-    RandomStrategy(), EntropyStrategy(), CoresetStrategy(), PPALStrategy(), MGRALStrategy()
+    RandomStrategy(), EntropyStrategy(), CoresetStrategy(), PPALStrategy(), MGRALStrategy(),
+    DetectionsStrategy(), RareDetectionsStrategy(), MGRALFixedRewardStrategy(),
 ):
     register_strategy(_default)

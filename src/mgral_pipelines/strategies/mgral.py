@@ -2,6 +2,11 @@
 
 The policy itself is trained by the `agent` pipeline on LUT rewards (see `mgral/agent.py`); this
 strategy only runs query inference, so it plugs into the same cycle and benchmark as the others.
+
+`mgral_fixed_reward` is its ablation: the same policy, inputs and query, trained with the reward
+fixed to the heuristic MGRAL's default read-out reduces to (the batch's mean rarity-weighted count
+of D_t's confident detections), with no variants and no LUT. If MGRAL does not beat it, the
+variants and the table are not what selects.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ class MGRALStrategy:
 
     name: str = "mgral"
     needs: frozenset[str] = frozenset({"embeddings", "detections", "policy"})
+    policy_reward: str = "lut"
+    """What the cycle trains the policy on: `lut`, the LUT's estimated ΔmAP of a batch."""
 
     def __init__(self, config: MGRALConfig = MGRALConfig()) -> None:
         self.config = config
@@ -55,3 +62,10 @@ class MGRALStrategy:
                             seed=agent_config.seed)
         chosen = select_top(scores, ids, budget)
         return Selection(image_ids=[i for i, _ in chosen], scores=[s for _, s in chosen])
+
+
+class MGRALFixedRewardStrategy(MGRALStrategy):
+    """MGRAL's policy trained on the batch's mean rarity-weighted detections: no variants, no LUT."""
+
+    name: str = "mgral_fixed_reward"
+    policy_reward: str = "rare_detections"

@@ -1,4 +1,5 @@
-"""Train the MGRAL policy with REINFORCE, rewarded by the LUT's Wasserstein lookup."""
+"""Train the MGRAL policy with REINFORCE, rewarded by the LUT's read-out (or, for the
+`mgral_fixed_reward` ablation, by the batch's mean rarity-weighted detections)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,15 @@ import numpy as np
 
 from mgral_pipelines.config import AgentParams, ALParams
 from mgral_pipelines.mgral.agent import AgentConfig, policy_to_bytes, score_pool, train_policy
-from mgral_pipelines.mgral.features import confident_detections, policy_inputs
+from mgral_pipelines.mgral.features import (
+    class_rarity_weights,
+    confident_detections,
+    policy_inputs,
+)
 from mgral_pipelines.mgral.lookup import Estimator, LookupConfig, LookupTable
 from mgral_pipelines.pipelines.common import cycle_key, for_cycle
-from mgral_pipelines.pipelines.lut.nodes import uses_mgral
 from mgral_pipelines.registry import RegisteredModel, cycle_tags, policy_model
+from mgral_pipelines.strategies import policy_reward
 
 logger = logging.getLogger(__name__)
 
@@ -39,34 +44,43 @@ def train_agent(
     training, the LUT's reward of the policy's own query is compared with that of random batches
     of B (`agent/query_reward_percentile`).
     """
-    if not uses_mgral(al, "agent"):
-        return {}, {}, _note_figure("No policy trained: al.strategy is not mgral.")
+    reward_kind = trains_policy(al, "agent")
+    if reward_kind is None:
+        return {}, {}, _note_figure("No policy trained: al.strategy has no policy.")
     params, budget = AgentParams(**agent), ALParams(**al).budget
     config = AgentConfig(**{**params.policy, "batch_size": budget})
-    table = for_cycle(tables, state, "lut")
-    estimate = Estimator(lookup_table(table), LookupConfig(**params.lookup))
     ids = sorted(state["pool_ids"])  # the canonical order the MGRAL strategy scores in
     features = for_cycle(embeddings, state, "embedding")
     row_of = {image_id: row for row, image_id in enumerate(features["image_ids"])}
     embedded = np.asarray(features["vectors"])[[row_of[i] for i in ids]]
     detections = for_cycle(pool_detections, state, "embedding")
-    # One row per image of what the reward reads: its embedding, then its detected objects,
-    # weighted as the table weighted its entries' (no weights: plain counts).
-    weights = table.get("class_weights")
+    classes = len(image_index["classes"])
+    if reward_kind == "lut":
+        table = for_cycle(tables, state, "lut")
+        estimate = Estimator(lookup_table(table), LookupConfig(**params.lookup))
+        weights = table.get("class_weights")  # as the table weighted its entries (None: counts)
+
+        def reward(rows: np.ndarray) -> float:
+            return estimate(rows[:, :-1], rows[:, -1])
+
+        logger.info("Agent: LUT read-out %s, ΔmAP %+.4f per detected object per image, detection "
+                    "weight %g, bandwidth %.3g", estimate.config.estimator, estimate.trend[1],
+                    estimate.detection_weight, estimate.bandwidth)
+    else:  # the ablation: the heuristic the default read-out reduces to, with no table
+        weights = class_rarity_weights(state["labels"], classes).tolist()
+
+        def reward(rows: np.ndarray) -> float:
+            return float(rows[:, -1].mean())
+
+        logger.info("Agent: reward fixed to the batch's mean rarity-weighted detections (no LUT)")
+    # One row per image of what the reward reads: its embedding, then its detected objects.
     lut_inputs = np.column_stack([embedded, [confident_detections(detections[i],
                                                                   class_weights=weights)
                                              for i in ids]])
-    classes = len(image_index["classes"])
     inputs = np.stack([policy_inputs(embedded[row], detections[image_id]
                                      if config.detector_features else None, classes)
                        for row, image_id in enumerate(ids)])
 
-    def reward(rows: np.ndarray) -> float:
-        return estimate(rows[:, :-1], rows[:, -1])
-
-    logger.info("Agent: LUT read-out %s, ΔmAP %+.4f per detected object per image, detection "
-                "weight %g, bandwidth %.3g", estimate.config.estimator, estimate.trend[1],
-                estimate.detection_weight, estimate.bandwidth)
     policy, history = train_policy(inputs, reward, config, reward_inputs=lut_inputs)
     first, last = np.mean(history["agent/reward"][:5]), np.mean(history["agent/reward"][-5:])
     logger.info("Agent: mean reward %.4f over the first 5 updates, %.4f over the last 5", first, last)
@@ -79,6 +93,16 @@ def train_agent(
                 100 * check["agent/query_reward_percentile"])
     metrics.update({key: {"value": value, "step": state["cycle"]} for key, value in check.items()})
     return {cycle_key(state): policy_to_bytes(policy, config)}, metrics, _reward_figure(history)
+
+
+def trains_policy(al: dict[str, Any], step: str) -> str | None:
+    """The reward the cycle's strategy trains a policy on, or None (logged) when it has none."""
+    strategy = ALParams(**al).strategy
+    kind = policy_reward(strategy)
+    if kind is None:
+        logger.info("al.strategy=%s does not use the %s; skipping it (set al.strategy=mgral)",
+                    strategy, step)
+    return kind
 
 
 def query_against_random(policy: Any, config: AgentConfig, inputs: np.ndarray,
@@ -107,7 +131,7 @@ def package_policy(
     policies: dict[str, Any], state: dict[str, Any], al: dict[str, Any],
 ) -> dict[str, RegisteredModel]:
     """The cycle's policy for the MLflow model registry (`mgral-policy`); none for other strategies."""
-    if not uses_mgral(al, "policy registry"):
+    if trains_policy(al, "policy registry") is None:
         return {}
     policy = for_cycle(policies, state, "agent")
     return {cycle_key(state): policy_model(policy, cycle_tags(state, "mgral"))}

@@ -6,8 +6,9 @@ cycles with the very node functions of `al_cycle`, and a last detector is traine
 the final labelled set, so a curve has `cycles + 1` points. Cycle 0 is the same for every strategy
 of a seed, so its detector is trained once per seed and shared.
 
-Each finished cycle is saved as `<output_dir>/runs/<strategy>/seed_<s>/cycle_<t>.json` (atomic
-write) with the state it produced; a re-run skips what is saved and continues from there.
+Each finished cycle is saved as a small record, `<records_dir>/<strategy>/seed_<s>/cycle_<t>.json`
+(atomic write; see `records.py`); a re-run replays what is saved and continues from there, and
+refuses records made by other code or settings (`provenance.py`).
 
 Each (strategy, seed) curve is one job of `execution.stream_tasks`: with `executor: local` the
 curves run one after another in this process (a seed's cycle-0 detector is trained once and
@@ -36,9 +37,9 @@ from tqdm.auto import tqdm
 
 from mgral_pipelines import al_state, benchmark_tracking, execution
 from mgral_pipelines.config import DatasetParams
-from mgral_pipelines.datasets import write_atomically
 from mgral_pipelines.pipelines.agent.nodes import train_agent
 from mgral_pipelines.pipelines.al_cycle.nodes import annotate_from_oracle, update_state
+from mgral_pipelines.pipelines.benchmark import data_sets, provenance, records
 from mgral_pipelines.pipelines.benchmark.params import BenchmarkParams
 from mgral_pipelines.pipelines.common import cycle_key
 from mgral_pipelines.pipelines.detector.nodes import evaluate_detector, train_detector
@@ -50,7 +51,7 @@ from mgral_pipelines.pipelines.embedding.nodes import (
 from mgral_pipelines.pipelines.lut.nodes import build_lut
 from mgral_pipelines.pipelines.prepare.nodes import evaluation_labels, initial_state
 from mgral_pipelines.pipelines.query.nodes import select_query
-from mgral_pipelines.strategies import get_strategy
+from mgral_pipelines.strategies import get_strategy, policy_reward
 
 logger = logging.getLogger(__name__)
 
@@ -141,8 +142,12 @@ class _Run:
     lut: dict[str, Any]
     agent: dict[str, Any]
     needs: frozenset[str]
+    reward: str | None
+    """What the strategy's policy is trained on (`lut`, `rare_detections`), None without one."""
     settings: str
     """Digest of what a saved cycle depends on; a saved cycle with another one is refused."""
+    code_version: str
+    """`provenance.code_version` of the strategy: the code its cycles run through."""
 
     @property
     def name(self) -> str:
@@ -171,21 +176,25 @@ def _make_run(strategy: str, data: _SeedData, params: BenchmarkParams, detector:
     run_lut = {**lut, "seed": seed}
     run_agent = {**agent, "policy": {**agent.get("policy", {}), "seed": seed}}
     needs = get_strategy(strategy, **options).needs
+    reward = policy_reward(strategy)
     # What a saved cycle depends on; cycles, seeds and the strategy list may change between runs,
-    # and so may who labels a query (the benchmark's annotator is always the oracle).
+    # and so may who labels a query (the benchmark's annotator is always the oracle). The
+    # evaluation fingerprint (classes, V and T with their labels) tells generated data sets apart.
     selection_al = {k: v for k, v in run_al.items() if k not in ANNOTATION_KEYS}
-    settings = {"dataset": data.initial_state["dataset"], "al": selection_al,
+    settings = {"dataset": data.initial_state["dataset"],
+                "evaluation": data.initial_state.get("evaluation"), "al": selection_al,
                 "detector": {k: v for k, v in run_detector.items() if k != "run_dir"}}
     if needs & {"embeddings", "policy"}:
         settings["embedding"] = embedding
-    if "policy" in needs:
-        # Where the variants train does not change them: moving to Ray keeps the resume points
-        # (and the digests of runs saved before these keys existed).
-        settings.update(lut={k: v for k, v in run_lut.items() if k not in ("executor", "ray")},
-                        agent=run_agent)
+    if reward == "lut":
+        # Where the variants train does not change them: moving to Ray keeps the resume points.
+        settings["lut"] = {k: v for k, v in run_lut.items() if k not in ("executor", "ray")}
+    if reward is not None:
+        settings["agent"] = run_agent
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
-    return _Run(strategy, seed, Path(params.output_dir) / "runs" / strategy / f"seed_{seed}",
-                run_detector, run_al, run_lut, run_agent, needs, digest[:16])
+    return _Run(strategy, seed, params.records_folder() / strategy / f"seed_{seed}",
+                run_detector, run_al, run_lut, run_agent, needs, reward, digest[:16],
+                provenance.code_version(strategy))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -211,10 +220,12 @@ def _run_cycle(state: dict[str, Any], run: _Run, data: _SeedData, detector: _Det
             embeddings = detector.embeddings
             used.append("embedding")
         policies: dict[str, Any] = {}
-        if "policy" in run.needs:  # the LUT and agent only feed strategies that read a policy
+        tables, lut_metrics = {}, {}
+        if run.reward == "lut":  # only MGRAL's policy is trained on the LUT
             tables, lut_metrics = _time(timings, "lut", lambda: build_lut(
                 state, data.image_index, data.eval_labels, detector.checkpoints, embeddings,
                 detector.pool_detections, run.detector, run.lut, run.agent, run.al))
+        if run.reward is not None:
             policies, agent_metrics, figure = _time(timings, "agent", lambda: train_agent(
                 _partitions(tables), embeddings, detector.pool_detections, state,
                 data.image_index, run.agent, run.al))
@@ -240,15 +251,18 @@ def _run_cycle(state: dict[str, Any], run: _Run, data: _SeedData, detector: _Det
             "predicted_classes": [classes[d["class_id"]] for i in ids for d in detections.get(i, [])
                                   if d["score"] >= class_report_conf],
             "true_classes": [classes[box["class_id"]] for i in ids for box in new_labels[i]],
+            "boxes": sum(len(new_labels[i]) for i in ids),
+            "empty_images": sum(not new_labels[i] for i in ids),
         }
         query_seconds = float(metrics["query/seconds"]["value"])
     timings = {**{step: detector.timings[step] for step in used}, **timings}
     return {
         "strategy": run.strategy, "seed": run.seed, "cycle": state["cycle"],
-        "n_labelled": len(state["labelled_ids"]), "settings": run.settings,
+        "n_labelled": len(state["labelled_ids"]), "n_boxes": records.labelled_boxes(state),
+        "labelled_ids": list(state["labelled_ids"]),
         "metrics": report, "query": query, "query_seconds": query_seconds,
         "timings_s": timings, "wall_time_s": sum(timings.values()), "diagnostics": diagnostics,
-        "state": state, "next_state": next_state,
+        "settings": run.settings, "code_version": run.code_version, "next_state": next_state,
     }
 
 
@@ -258,24 +272,11 @@ def _annotate(state: dict[str, Any], queries: dict[str, Any], oracle: dict[str, 
     return new_labels, update_state(state, queries, new_labels, al)
 
 
-def load_finished_cycles(run: _Run, cycles: int) -> list[dict[str, Any]]:
+def load_finished_cycles(run: _Run, params: BenchmarkParams) -> list[dict[str, Any]]:
     """The saved cycles 0, 1, ... of `run` that this benchmark can continue from."""
-    records = []
-    for t in range(cycles + 1):
-        path = run.folder / f"cycle_{t}.json"
-        if not path.is_file():
-            break
-        record = json.loads(path.read_text())
-        if record["settings"] != run.settings:
-            raise ValueError(
-                f"{path} was produced with other settings (dataset, budget, detector, strategy "
-                f"options, ...). Delete {run.folder.parent.parent} or set benchmark.output_dir to "
-                "a new folder to start this benchmark afresh."
-            )
-        if t < cycles and record["next_state"] is None:
-            break  # the last point of a shorter benchmark: it never queried, so run it again
-        records.append(record)
-    return records
+    return records.load_records(run.folder, params.records_folder(), run.strategy,
+                                (run.code_version, run.settings), params.cycles,
+                                rerun_command="kedro run --pipeline=benchmark with its --env")
 
 
 @dataclass(frozen=True)
@@ -295,7 +296,7 @@ def _curve(job: _CurveJob) -> Iterator[dict[str, Any]]:
     params = job.params
     detector_for = functools.partial(_Detector, data=data, detector=run.detector,
                                      embedding=first.embedding, al=run.al)
-    state = job.done[-1]["next_state"] if job.done else data.initial_state
+    state = records.replay(data.initial_state, job.done, data.oracle, run.strategy)
     for t in range(len(job.done), params.cycles + 1):
         detector = first if t == 0 else detector_for(state)
         record = _run_cycle(state, run, data, detector, t == params.cycles,
@@ -331,15 +332,19 @@ def _shipped_files(image_index: dict[str, Any], detector: dict[str, Any]) -> lis
 
 
 def _save(run: _Run, record: dict[str, Any], tracker: benchmark_tracking.ChildRun,
-          cycles: int) -> None:
-    write_atomically(run.folder / f"cycle_{record['cycle']}.json",
-                     json.dumps(record, indent=1).encode())
+          cycles: int) -> dict[str, Any]:
+    """Write the cycle's record and log it; returns the record as saved."""
+    # The commit is read here, in the driver: a Ray task's node may hold no git checkout.
+    saved = {**{k: v for k, v in record.items() if k != "next_state"},
+             "git_commit": provenance.git_commit()}
+    records.save_record(run.folder, saved)
     tracker.log_cycle(record)
     test = record["metrics"]["test"]
     logger.info(
         "Benchmark %s cycle %d/%d: %d labelled, test mAP50-95=%.4f mAP50=%.4f (%.0f s)",
         run.name, record["cycle"], cycles, record["n_labelled"], test["map50_95"], test["map50"],
         record["wall_time_s"])
+    return saved
 
 
 def _check_pool(image_index: dict[str, Any], dataset: dict[str, Any],
@@ -367,18 +372,19 @@ def run_benchmark(
     dataset: dict[str, Any], detector: dict[str, Any], embedding: dict[str, Any],
     lut: dict[str, Any], agent: dict[str, Any], al: dict[str, Any],
 ) -> list[dict[str, Any]]:
-    """Every (strategy, seed, cycle): test mAP, query, queried classes, timings (no states)."""
+    """Every (strategy, seed, cycle) of this run, as its record (`records.py`)."""
     params = BenchmarkParams(**benchmark)
     _check_pool(image_index, dataset, params)
+    data_sets.check_prepared(image_index, params)
     jobs = []
-    for seed in params.seeds:
+    for seed in params.run_seeds():
         data = seed_data(image_index, oracle, dataset, seed)
         runs = [_make_run(s, data, params, detector, embedding, lut, agent, al)
-                for s in params.strategies]
+                for s in params.strategies_of_seed(seed)]
         # D_0 (and its embeddings and pool predictions) is the same for every strategy.
         shared = {**runs[0].detector, "run_dir": _scratch(detector, "shared", seed)}
         first = _Detector(data.initial_state, data, shared, embedding, runs[0].al)
-        jobs += [_CurveJob(run, data, first, params, load_finished_cycles(run, params.cycles))
+        jobs += [_CurveJob(run, data, first, params, load_finished_cycles(run, params))
                  for run in runs]
     results = [record for job in jobs for record in job.done]
     units = len(jobs) * (params.cycles + 1)
@@ -398,12 +404,11 @@ def run_benchmark(
                 _curve, [jobs[i] for i in todo], execution.executor_from(params),
                 desc="benchmark curves", files=_shipped_files(image_index, detector)):
             index = todo[index]
-            _save(jobs[index].run, record, trackers[index], params.cycles)
-            results.append(record)
+            results.append(_save(jobs[index].run, record, trackers[index], params.cycles))
             progress.update(1)
     if not params.keep_scratch:
         for job in jobs:
             shutil.rmtree(job.first.detector["run_dir"], ignore_errors=True)
     order = {name: i for i, name in enumerate(params.strategies)}
     results.sort(key=lambda r: (order[r["strategy"]], r["seed"], r["cycle"]))
-    return [{k: v for k, v in r.items() if k not in ("state", "next_state")} for r in results]
+    return results

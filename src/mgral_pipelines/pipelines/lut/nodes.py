@@ -19,16 +19,18 @@ from mgral_pipelines.mgral.candidates import pool_strata, sample_candidate_batch
 from mgral_pipelines.mgral.features import class_rarity_weights, confident_detections
 from mgral_pipelines.mgral.lookup import LookupConfig, LookupTable, table_fidelity
 from mgral_pipelines.pipelines.common import cycle_key, detector_settings, for_cycle
+from mgral_pipelines.strategies import policy_reward
 
 logger = logging.getLogger(__name__)
 
 
-def uses_mgral(al: dict[str, Any], step: str) -> bool:
+def uses_lut(al: dict[str, Any], step: str) -> bool:
+    """Whether the cycle's strategy trains its policy on the LUT (MGRAL); logs the skip if not."""
     strategy = ALParams(**al).strategy
-    if strategy != "mgral":
+    if policy_reward(strategy) != "lut":
         logger.info("al.strategy=%s does not use the %s; skipping it (set al.strategy=mgral)",
                     strategy, step)
-    return strategy == "mgral"
+    return policy_reward(strategy) == "lut"
 
 
 def step_matched_images_per_epoch(images_per_epoch: int | None, labelled: int,
@@ -72,7 +74,7 @@ def build_lut(
     The table's leave-one-out fidelity is measured with the agent's look-up settings
     (`agent.lookup`).
     """
-    if not uses_mgral(al, "LUT"):
+    if not uses_lut(al, "LUT"):
         return {}, {}
     params = LUTParams(**lut)
     batch_size = params.batch_size or ALParams(**al).budget
