@@ -36,13 +36,14 @@ def train_agent(
     tables: dict[str, Any], embeddings: dict[str, Any], pool_detections: dict[str, Any],
     state: dict[str, Any], image_index: dict[str, Any], agent: dict[str, Any], al: dict[str, Any],
 ) -> tuple[dict[str, bytes], dict[str, Any], plt.Figure]:
-    """An LSTM policy over the pool; reward = the LUT's estimated ΔmAP of the sampled batch.
+    """An LSTM policy over the pool; reward = the LUT's estimated ΔmAP of the sampled batch (for
+    `mgral_fixed_reward`: the batch's mean rarity-weighted count of confident detections).
 
     Episodes pick batches of the query budget B, the size the policy is then asked for. The policy
     reads `mgral.features.policy_inputs` (embedding and D_t's detections); the reward reads what
     the LUT's entries hold: the embeddings and each image's number of detected objects. After
-    training, the LUT's reward of the policy's own query is compared with that of random batches
-    of B (`agent/query_reward_percentile`).
+    training, the reward of the policy's own query is compared with that of random batches of B
+    (`agent/query_reward_percentile`).
     """
     reward_kind = trains_policy(al, "agent")
     if reward_kind is None:
@@ -87,7 +88,7 @@ def train_agent(
     metrics: dict[str, Any] = {key: [{"value": float(v), "step": i} for i, v in enumerate(values)]
                                for key, values in history.items()}
     check = query_against_random(policy, config, inputs, lut_inputs, reward)
-    logger.info("Agent: LUT reward of its query %.4f; random batches of %d: %.4f ± %.4f "
+    logger.info("Agent: reward of its query %.4f; random batches of %d: %.4f ± %.4f "
                 "(the query beats %.0f%% of them)", check["agent/query_reward"], budget,
                 check["agent/random_batch_reward_mean"], check["agent/random_batch_reward_std"],
                 100 * check["agent/query_reward_percentile"])
