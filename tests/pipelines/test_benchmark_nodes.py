@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
+from mgral_pipelines.pipelines.benchmark import provenance, records
 from mgral_pipelines.pipelines.benchmark import runner as nodes
 from mgral_pipelines.pipelines.benchmark.nodes import (
     CURVE_COLUMNS,
@@ -120,6 +121,20 @@ def test_plot_al_curve_draws_one_line_per_strategy():
 # --- parameters -----------------------------------------------------------------------------------
 
 VALID = {"strategies": ["random", "coreset"], "seeds": [0, 1], "cycles": 2, "budget": 3}
+DATA_SETS = {"development": {"generator_seed": 0, "split_seeds": [0, 1]},
+             "evaluation": {"generator_seed": 7, "split_seeds": [700, 701, 702]}}
+
+
+def test_a_declared_data_set_gives_the_seeds_and_the_first_seeds_of_costly_baselines():
+    params = BenchmarkParams(**{**VALID, "seeds": None, "data_sets": DATA_SETS,
+                                "data_set": "evaluation", "max_seeds": {"coreset": 2}})
+    assert params.run_seeds() == [700, 701, 702]
+    assert params.strategies_of_seed(701) == ["random", "coreset"]
+    assert params.strategies_of_seed(702) == ["random"]
+    # The first N of the declared seeds, whichever seeds a run restricts itself to.
+    only_last = BenchmarkParams(**{**VALID, "seeds": [702], "data_sets": DATA_SETS,
+                                   "data_set": "evaluation", "max_seeds": {"coreset": 2}})
+    assert only_last.strategies_of_seed(702) == ["random"]
 
 
 @pytest.mark.parametrize("change, message", [
@@ -129,6 +144,14 @@ VALID = {"strategies": ["random", "coreset"], "seeds": [0, 1], "cycles": 2, "bud
     ({"cycle": 2}, "Extra inputs are not permitted"),
     ({"strategy_options": {"ppal": {}}}, "not benchmarked: ['ppal']"),
     ({"strategy_options": {"coreset": {"typo": 1}}}, "has no parameter typo"),
+    ({"seeds": None}, "benchmark.seeds is required without a declared data_set"),
+    ({"max_seeds": {"ppal": 2}}, "max_seeds needs benchmarked strategies"),
+    ({"data_sets": DATA_SETS}, "set benchmark.data_set to the one this run reads"),
+    ({"data_sets": DATA_SETS, "data_set": "evaluation", "seeds": [0, 700]},
+     "seeds [0] are not split seeds of the evaluation data set"),
+    ({"data_sets": {**DATA_SETS, "evaluation": {"generator_seed": 0, "split_seeds": [700]}},
+      "data_set": "evaluation", "seeds": None}, "must differ in both"),
+    ({"data_set": "evaluation", "seeds": None}, "is not declared in benchmark.data_sets"),
 ])
 def test_benchmark_params_reject_mistakes(change, message):
     with pytest.raises(ValidationError, match=re.escape(message)):
@@ -208,10 +231,12 @@ def test_run_benchmark_runs_every_strategy_from_the_seeds_split(dataset, tmp_pat
     for seed in (0, 1):
         first = {s: json.loads((runs / s / f"seed_{seed}" / "cycle_0.json").read_text())
                  for s in ("random", "coreset")}
-        assert first["random"]["state"] == first["coreset"]["state"]
-        assert first["random"]["state"] == seed_data(*dataset[:2], dataset[2], seed).initial_state
+        initial = seed_data(*dataset[:2], dataset[2], seed).initial_state
+        assert first["random"]["labelled_ids"] == first["coreset"]["labelled_ids"]
+        assert first["random"]["labelled_ids"] == initial["labelled_ids"]
+        assert first["random"]["n_boxes"] == sum(len(b) for b in initial["labels"].values())
         assert first["random"]["metrics"] == first["coreset"]["metrics"]
-    splits = [json.loads((runs / "random" / f"seed_{s}" / "cycle_0.json").read_text())["state"]
+    splits = [json.loads((runs / "random" / f"seed_{s}" / "cycle_0.json").read_text())
               for s in (0, 1)]
     assert splits[0]["labelled_ids"] != splits[1]["labelled_ids"]
 
@@ -221,11 +246,18 @@ def test_run_benchmark_runs_every_strategy_from_the_seeds_split(dataset, tmp_pat
     oracle = dataset[1]
     assert record["query"]["true_classes"] == [
         CLASSES[box["class_id"]] for i in record["query"]["image_ids"] for box in oracle[i]]
-    assert record["next_state"]["history"][-1]["strategy"] == "coreset"
+    assert record["query"]["boxes"] == len(record["query"]["true_classes"])
+    assert record["query"]["empty_images"] == 0  # every image of this oracle holds an object
+    # The labelled boxes count the labels the learner owns: L_0's and the first query's.
+    previous = json.loads((runs / "coreset" / "seed_1" / "cycle_0.json").read_text())
+    assert record["n_boxes"] == previous["n_boxes"] + previous["query"]["boxes"]
     assert set(record["timings_s"]) >= {"train_detector", "embedding", "select_query"}
+    assert record["code_version"] == provenance.code_version("coreset")
+    assert record["git_commit"] and record["recorded_at"]
     last = json.loads((runs / "coreset" / "seed_1" / "cycle_2.json").read_text())
-    assert last["query"] is None and last["next_state"] is None
-    assert "state" not in results[0]  # states stay in the run files
+    assert last["query"] is None and len(last["labelled_ids"]) == 11
+    assert "next_state" not in last and "state" not in last  # records stay small
+    assert results[-1] == {k: v for k, v in last.items() if k != "recorded_at"}
 
 
 def test_run_benchmark_resumes_and_extends(dataset, tmp_path, fakes):
@@ -241,10 +273,80 @@ def test_run_benchmark_resumes_and_extends(dataset, tmp_path, fakes):
     assert sorted(fakes) == [(2, 11), (2, 11), (3, 14), (3, 14)]
 
 
+def test_a_resumed_curve_replays_its_queries_and_ends_as_a_fresh_one(dataset, tmp_path, fakes):
+    fresh = _run(dataset, tmp_path / "fresh", seeds=[0])
+    _run(dataset, tmp_path / "resumed", seeds=[0], cycles=1)
+    resumed = _run(dataset, tmp_path / "resumed", seeds=[0])
+
+    def strip(records):
+        return [{k: v for k, v in r.items() if k not in ("recorded_at", "timings_s",
+                                                         "wall_time_s", "query_seconds")}
+                for r in records]
+    assert strip(resumed) == strip(fresh)
+
+
 def test_run_benchmark_refuses_runs_made_with_other_settings(dataset, tmp_path, fakes):
     _run(dataset, tmp_path, seeds=[0], cycles=1)
-    with pytest.raises(ValueError, match="produced with other settings"):
+    with pytest.raises(ValueError, match="made by code version .* with settings"):
         _run(dataset, tmp_path, seeds=[0], cycles=1, budget=4)
+
+
+def _rewrite(path, **changes):
+    record = json.loads(path.read_text())
+    path.write_text(json.dumps({**record, **changes}))
+    return record
+
+
+def test_records_of_other_code_are_refused_until_a_rerun_shows_them_equal(dataset, tmp_path,
+                                                                           fakes):
+    _run(dataset, tmp_path, seeds=[0], cycles=1)
+    folder = tmp_path / "bench" / "runs"
+    saved = [_rewrite(folder / "random" / "seed_0" / f"cycle_{t}.json", code_version="0ld")
+             for t in (0, 1)]
+    with pytest.raises(ValueError, match=r"made by code version 0ld .* Re-run them .*"
+                                         r"check_record_equivalence.py --strategy random"):
+        _run(dataset, tmp_path, seeds=[0], cycles=1)
+
+    current = (provenance.code_version("random"), saved[0]["settings"])
+    records.accept_equivalent(folder, "random", ("0ld", current[1]), current, "test")
+    fakes.clear()
+    _run(dataset, tmp_path, seeds=[0], cycles=1)
+    assert fakes == []  # accepted: nothing trained again
+    assert records.accepted_versions(folder, "coreset", current) == {current}  # per strategy
+
+
+def test_a_truncated_record_is_named_with_what_to_do(dataset, tmp_path, fakes):
+    _run(dataset, tmp_path, seeds=[0], cycles=1)
+    path = tmp_path / "bench" / "runs" / "random" / "seed_0" / "cycle_1.json"
+    path.write_text(path.read_text()[:40])
+    with pytest.raises(ValueError, match=re.escape(f"{path} is not valid JSON")):
+        _run(dataset, tmp_path, seeds=[0], cycles=1)
+
+
+def test_a_record_of_another_split_is_refused_on_replay(dataset, tmp_path, fakes):
+    _run(dataset, tmp_path, seeds=[0], cycles=2)
+    path = tmp_path / "bench" / "runs" / "random" / "seed_0" / "cycle_1.json"
+    record = _rewrite(path)
+    _rewrite(path, labelled_ids=record["labelled_ids"][1:])
+    (path.parent / "cycle_2.json").unlink()
+    with pytest.raises(ValueError, match="labelled images differ"):
+        _run(dataset, tmp_path, seeds=[0], cycles=2)
+
+
+def test_the_ablations_run_through_the_benchmark(dataset, tmp_path, fakes):
+    results = _run(dataset, tmp_path, seeds=[0], cycles=1,
+                   strategies=["random", "detections", "rare_detections", "mgral_fixed_reward"])
+    by_strategy = {r["strategy"]: r for r in results if r["cycle"] == 0}
+    assert set(by_strategy) == {"random", "detections", "rare_detections", "mgral_fixed_reward"}
+    fixed = by_strategy["mgral_fixed_reward"]
+    assert "agent" in fixed["timings_s"] and "lut" not in fixed["timings_s"]  # no table
+    assert fixed["diagnostics"]["agent/query_reward_percentile"] >= 0.5
+
+
+def test_max_seeds_runs_a_costly_baseline_on_the_first_seeds_only(dataset, tmp_path, fakes):
+    results = _run(dataset, tmp_path, cycles=1, max_seeds={"coreset": 1})
+    assert {(r["strategy"], r["seed"]) for r in results} == {
+        ("random", 0), ("random", 1), ("coreset", 0)}
 
 
 def test_who_labels_a_query_does_not_invalidate_saved_cycles(dataset, tmp_path, fakes):
@@ -256,7 +358,7 @@ def test_who_labels_a_query_does_not_invalidate_saved_cycles(dataset, tmp_path, 
                              "files": {"labels": "x.json"}}, seeds=[0], cycles=1)
     assert fakes == []  # every cycle resumed
 
-    with pytest.raises(ValueError, match="produced with other settings"):
+    with pytest.raises(ValueError, match="with settings .* this checkout runs"):
         _run(dataset, tmp_path, {"pool_detection_conf": 0.2}, seeds=[0], cycles=1)
 
 
@@ -265,7 +367,7 @@ def test_the_benchmark_labels_with_the_oracle_whatever_al_annotator_says(dataset
     _run(dataset, tmp_path, people, seeds=[0], cycles=2)
     for t in (0, 1):
         record = json.loads((tmp_path / f"bench/runs/random/seed_0/cycle_{t}.json").read_text())
-        assert record["next_state"]["cycle"] == t + 1 and "awaiting" not in record["next_state"]
+        assert len(record["labelled_ids"]) == 5 + 3 * t  # each query labelled at once
 
 
 def test_run_benchmark_refuses_a_pool_without_labels(dataset, tmp_path, fakes):

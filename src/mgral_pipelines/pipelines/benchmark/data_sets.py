@@ -22,7 +22,8 @@ def generator_seed(image_index: dict[str, Any]) -> int | None:
     """The seed the prepared embedded images were generated with; None for other sources."""
     if image_index.get("source") != "embedded":
         return None
-    provenance = Path(image_index["root"]) / "provenance.json"
+    root = Path(image_index["root"])  # the generated folder's data.yaml
+    provenance = (root if root.is_dir() else root.parent) / "provenance.json"
     if not provenance.is_file():
         raise ValueError(f"{provenance} is missing: the prepared embedded dataset does not say "
                          "how it was generated; run `prepare` again")
