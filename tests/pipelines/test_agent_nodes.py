@@ -37,3 +37,29 @@ def test_the_percentile_counts_the_random_batches_below_the_query():
     assert check["agent/query_reward"] <= top + 1e-6
     assert check["agent/random_batch_reward_std"] > 0
     assert check["agent/random_batch_reward_mean"] == pytest.approx(inputs[:, 0].mean(), abs=0.1)
+
+
+def test_the_fixed_reward_ablation_trains_without_a_table_on_rare_detections():
+    """`mgral_fixed_reward`: no LUT partition at all; the reward is the batch's mean
+    rarity-weighted count, so the trained query prefers images with confident rare-class boxes."""
+    from mgral_pipelines.pipelines.agent.nodes import train_agent
+
+    rng = np.random.default_rng(0)
+    pool = [f"p{i:02d}" for i in range(48)]
+    rare = {"class_id": 1, "bbox": [0, 0, 8, 8], "score": 0.9, "class_scores": [0.05, 0.9]}
+    common = {"class_id": 0, "bbox": [0, 0, 8, 8], "score": 0.9, "class_scores": [0.9, 0.05]}
+    detections = {i: [rare, rare] if n % 4 == 0 else [common] if n % 4 == 1 else []
+                  for n, i in enumerate(pool)}
+    state = {"cycle": 0, "pool_ids": pool, "labelled_ids": ["l0"],
+             "labels": {"l0": [{"class_id": 0, "bbox": [0, 0, 4, 4]}] * 6}}
+    embeddings = {"cycle_0": lambda: {"image_ids": pool + ["l0"],
+                                      "vectors": rng.normal(size=(49, 4)).astype(np.float32)}}
+    agent = {"policy": {"hidden_size": 8, "sequence_length": 24, "episodes": 240,
+                        "episodes_per_update": 8, "seed": 0}, "lookup": {}}
+    al = {"strategy": "mgral_fixed_reward", "budget": 6}
+
+    policies, metrics, _ = train_agent({}, embeddings, {"cycle_0": lambda: detections}, state,
+                                       {"classes": ["common", "rare"]}, agent, al)
+
+    assert list(policies) == ["cycle_0"]
+    assert metrics["agent/query_reward_percentile"]["value"] > 0.9

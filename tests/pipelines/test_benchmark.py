@@ -1,6 +1,8 @@
 """A real `kedro run --pipeline=benchmark --env tiny`: random and coreset, one seed, one cycle."""
 
 import json
+import subprocess
+import sys
 
 import mlflow
 import pandas as pd
@@ -8,7 +10,7 @@ import pytest
 
 from tests.notebooks.test_al_benchmark_notebook import run_notebook
 
-from .conftest import run_pipeline
+from .conftest import REPO, run_pipeline
 
 REPORTS = "data/08_reporting/benchmark"
 
@@ -24,7 +26,8 @@ def test_benchmark_curves_summary_resume_and_mlflow(project):
 
     reports = project / REPORTS
     curve = pd.read_csv(reports / "al_curve.csv")
-    assert list(curve.columns) == ["strategy", "seed", "cycle", "n_labelled", "mAP50-95", "mAP50"]
+    assert list(curve.columns) == ["strategy", "seed", "cycle", "n_labelled", "n_boxes",
+                                   "mAP50-95", "mAP50"]
     assert curve[["strategy", "seed", "cycle", "n_labelled"]].values.tolist() == [
         ["random", 0, 0, 10], ["random", 0, 1, 15], ["coreset", 0, 0, 10], ["coreset", 0, 1, 15]]
     assert curve["mAP50-95"].between(0, 1).all()
@@ -38,7 +41,7 @@ def test_benchmark_curves_summary_resume_and_mlflow(project):
     # Both strategies start from the seed's split and share the cycle-0 detector.
     first = {s: json.loads((reports / f"runs/{s}/seed_0/cycle_0.json").read_text())
              for s in ("random", "coreset")}
-    assert first["random"]["state"] == first["coreset"]["state"]
+    assert first["random"]["labelled_ids"] == first["coreset"]["labelled_ids"]
     assert first["random"]["metrics"] == first["coreset"]["metrics"]
     assert len(first["random"]["query"]["image_ids"]) == 5
     # Ultralytics' scratch folders are removed once a cycle is saved.
@@ -61,7 +64,7 @@ def test_benchmark_curves_summary_resume_and_mlflow(project):
     assert [(m.step, m.value) for m in history] == list(
         zip(coreset["n_labelled"], coreset["mAP50-95"]))
     assert {a.path for a in client.list_artifacts(parent.info.run_id, "benchmark")} == {
-        "benchmark/al_curve.png", "benchmark/summary.csv"}
+        "benchmark/al_curve.png", "benchmark/summary.csv", "benchmark/comparisons.csv"}
     assert parent.data.params["benchmark.strategies"] == "['random', 'coreset']"
 
     # Resume: only the deleted cycle is computed again.
@@ -94,9 +97,42 @@ def test_benchmark_runs_mgral_through_the_lut_and_agent(project):
     # The cycle's own checks travel with it into the summary.
     assert {"lut/loo_spearman", "agent/query_reward_percentile"} <= set(record["diagnostics"])
     assert len(record["query"]["image_ids"]) == 5
-    assert record["next_state"]["history"][-1]["strategy"] == "mgral"
+    assert record["code_version"] and record["settings"]
     summary = pd.read_csv(project / REPORTS / "summary.csv")
     assert summary["strategy"].tolist() == ["mgral"]
     assert summary["auc_gain_vs_random_mean"].isna().all()  # no random to compare with
     assert summary.loc[0, "query_reward_percentile_mean"] == pytest.approx(
         record["diagnostics"]["agent/query_reward_percentile"])
+
+
+def _script(name: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "benchmarks" / name), *args],
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_records_make_the_tables_and_survive_a_change_shown_equivalent(project):
+    run_pipeline(project, "prepare")
+    run_pipeline(project, "benchmark", {"benchmark": {"strategies": ["random"]}})
+    runs = project / REPORTS / "runs"
+
+    tables = _script("benchmark_tables.py", str(runs), "--out", str(project / "tables"))
+    assert tables.returncode == 0, tables.stderr
+    curve = pd.read_csv(project / "tables" / "al_curve.csv")
+    assert curve.drop(columns="n_boxes").equals(pd.read_csv(project / REPORTS / "al_curve.csv")
+                                               .drop(columns="n_boxes"))
+    assert pd.read_csv(project / "tables" / "versions.csv")["strategy"].tolist() == ["random"]
+
+    # Records of "other code": refused by the benchmark, until a re-run shows the same numbers.
+    for path in runs.glob("random/seed_0/cycle_*.json"):
+        path.write_text(json.dumps({**json.loads(path.read_text()), "code_version": "0ld"}))
+    with pytest.raises(Exception, match="made by code version 0ld"):
+        run_pipeline(project, "benchmark", {"benchmark": {"strategies": ["random"]}})
+    check = _script("check_record_equivalence.py", "--env", "tiny", "--strategy", "random",
+                    "--seed", "0", "--project", str(project))
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "Equivalent" in check.stdout
+    entry = json.loads((runs / "equivalences.json").read_text())[0]
+    assert entry["from"]["code_version"] == "0ld" and "identical" in entry["evidence"]
+    before = {p: p.stat().st_mtime_ns for p in runs.rglob("cycle_*.json")}
+    run_pipeline(project, "benchmark", {"benchmark": {"strategies": ["random"]}})
+    assert {p: p.stat().st_mtime_ns for p in runs.rglob("cycle_*.json")} == before  # resumed

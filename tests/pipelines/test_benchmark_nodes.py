@@ -40,7 +40,7 @@ CURVES = {  # (strategy, seed) -> mAP50-95 at N
 
 
 def _curve() -> pd.DataFrame:
-    rows = [(s, seed, t, n, v, 2 * v) for (s, seed), values in CURVES.items()
+    rows = [(s, seed, t, n, 2 * n, v, 2 * v) for (s, seed), values in CURVES.items()
             for t, (n, v) in enumerate(zip(N, values))]
     return pd.DataFrame(rows, columns=CURVE_COLUMNS)
 
@@ -54,7 +54,9 @@ def _results() -> list[dict]:
             results.append({
                 "strategy": strategy, "seed": seed, "cycle": t, "wall_time_s": 10.0 * (seed + 1),
                 "query_seconds": None if final else 0.5,
-                "query": None if final else {"true_classes": classes},
+                "query": None if final else {
+                    "true_classes": classes, "image_ids": ["x", "y", "z"],
+                    "boxes": len(classes), "empty_images": 1 if strategy == "coreset" else 0},
             })
     return results
 
@@ -101,6 +103,13 @@ def test_summarise_on_a_hand_made_curve():
     # Wall time: per-seed totals 30 s and 60 s, averaged.
     assert random["wall_time_s"] == pytest.approx(45.0)
     assert random["query_seconds_per_cycle"] == pytest.approx(0.5)
+    # Boxes: each query holds 3 images; coreset's 3 boxes with one empty frame, random's 4.
+    assert coreset["queried_boxes_per_image"] == pytest.approx(1.0)
+    assert random["queried_boxes_per_image"] == pytest.approx(4 / 3)
+    assert coreset["empty_frame_share"] == pytest.approx(1 / 3)
+    assert coreset["worst_query_empty_share"] == pytest.approx(1 / 3)
+    assert random["empty_frame_share"] == 0.0
+    assert coreset["final_boxes_mean"] == pytest.approx(60.0)  # 2 × 30 labelled images
 
 
 def test_summarise_without_random_leaves_the_comparisons_empty():

@@ -9,19 +9,15 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from mgral_pipelines.pipelines.benchmark.nodes import CURVE_COLUMNS, benchmark_metrics
+from mgral_pipelines.pipelines.benchmark.comparisons import BETTER, TOO_FEW, UNDECIDED, WORSE
+from mgral_pipelines.pipelines.benchmark.nodes import CURVE_COLUMNS, benchmark_metrics, compare
 from mgral_pipelines.pipelines.benchmark.plots import plot_al_curve
 from mgral_pipelines.pipelines.benchmark.statistics import (
-    BETTER,
-    TOO_FEW,
-    UNDECIDED,
-    WORSE,
     mean_interval,
     paired_differences,
     paired_p_value,
     pairwise_auc_gains,
     summarise,
-    verdict,
 )
 
 N = [50, 100, 150, 200]
@@ -40,7 +36,7 @@ def _curves() -> pd.DataFrame:
         curves = {"random": base, "better": base + lift * (0.05 + noise), "same": base.copy(),
                   "worse": base - lift * 0.03}
         for strategy, values in curves.items():
-            rows += [(strategy, seed, t, n, v, v) for t, (n, v) in enumerate(zip(N, values))]
+            rows += [(strategy, seed, t, n, 2 * n, v, v) for t, (n, v) in enumerate(zip(N, values))]
     return pd.DataFrame(rows, columns=CURVE_COLUMNS)
 
 
@@ -54,29 +50,26 @@ def test_mean_interval_is_the_student_t_interval():
     assert one[0] == 0.3 and math.isnan(one[1]) and math.isnan(one[2])
 
 
-def test_verdict_reads_the_interval():
-    assert verdict(0.01, 0.05) == BETTER
-    assert verdict(-0.05, -0.01) == WORSE
-    assert verdict(-0.01, 0.02) == UNDECIDED
-    assert verdict(float("nan"), float("nan")) == TOO_FEW
+def _summary(curve: pd.DataFrame, results: list | None = None) -> pd.DataFrame:
+    return summarise(curve, results or [], compare(curve)).set_index("strategy")
 
 
 def test_summary_tells_better_identical_and_worse_apart():
-    summary = summarise(_curves(), []).set_index("strategy")
+    summary = _summary(_curves())
 
     better, same, worse = summary.loc["better"], summary.loc["same"], summary.loc["worse"]
-    assert better["verdict"] == BETTER
+    assert better["verdict_per_image"] == BETTER == better["verdict_per_box"]
     assert 0 < better["auc_gain_ci95_low"] < better["auc_gain_vs_random_mean"]
     assert better["auc_gain_ci95_high"] > better["auc_gain_vs_random_mean"]
     # The lift is 0.05 on 3 of the 4 points: trapezoids give 0.05 * (0.5 + 1 + 1) / 3.
     assert better["auc_gain_vs_random_mean"] == pytest.approx(0.05 * 2.5 / 3, abs=0.004)
     assert better["auc_gain_p_value"] < 0.001
-    assert same["verdict"] == UNDECIDED
+    assert same["verdict_per_image"] == UNDECIDED
     assert same["auc_gain_vs_random_mean"] == 0.0
     assert same["auc_gain_ci95_low"] == same["auc_gain_ci95_high"] == 0.0
     assert same["auc_gain_p_value"] == 1.0
-    assert worse["verdict"] == WORSE and worse["auc_gain_ci95_high"] < 0
-    assert summary.loc["random", "verdict"] == "baseline"
+    assert worse["verdict_per_image"] == WORSE and worse["auc_gain_ci95_high"] < 0
+    assert summary.loc["random", "verdict_per_image"] == "baseline"
     # Each seed's `better` curve reaches random's final mAP before the last point; `same` at it.
     assert better["reached_random_final"] == f"{len(SEEDS)}/{len(SEEDS)}"
     assert better["labels_to_reach_random_final"] < N[-1]
@@ -88,8 +81,8 @@ def test_summary_tells_better_identical_and_worse_apart():
 
 def test_a_single_seed_cannot_decide():
     curve = _curves()
-    summary = summarise(curve[curve["seed"] == 0], []).set_index("strategy")
-    assert summary.loc["better", "verdict"] == TOO_FEW
+    summary = _summary(curve[curve["seed"] == 0])
+    assert summary.loc["better", "verdict_per_image"] == TOO_FEW
     assert math.isnan(summary.loc["better", "auc_gain_ci95_low"])
 
 
@@ -124,7 +117,9 @@ def test_paired_p_value_edge_cases():
 
 def test_plot_has_bands_and_a_difference_panel():
     figure = plot_al_curve(_curves())
-    left, right = figure.axes
+    left, middle, right = figure.axes
+    assert middle.get_xlabel() == "labelled boxes (mean over seeds)"
+    assert middle.get_lines()[0].get_xdata().tolist() == [2 * n for n in N]
     assert [line.get_label() for line in left.get_lines()] == ["random", "better", "same", "worse"]
     assert len(left.collections) == 4  # one 95% band per strategy
     assert [line.get_label() for line in right.get_lines()][:3] == ["better", "same", "worse"]

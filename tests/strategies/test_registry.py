@@ -44,7 +44,8 @@ def full_view(pool_size: int = 8) -> PoolView:
 
 
 def test_registry_holds_the_baselines_under_the_shared_interface() -> None:
-    assert set(STRATEGIES) == {"random", "entropy", "coreset", "ppal", "mgral"}
+    assert set(STRATEGIES) == {"random", "entropy", "coreset", "ppal", "mgral", "detections",
+                               "rare_detections", "mgral_fixed_reward"}
     for name, strategy in STRATEGIES.items():
         assert isinstance(strategy, Strategy)
         assert strategy.name == name
@@ -60,7 +61,7 @@ def test_every_strategy_returns_a_valid_reproducible_selection(name: str) -> Non
 
 
 def test_unknown_strategy_lists_the_valid_names() -> None:
-    valid = "coreset, entropy, mgral, ppal, random"
+    valid = "coreset, detections, entropy, mgral, mgral_fixed_reward, ppal, random, rare_detections"
     with pytest.raises(ValueError, match=f"unknown strategy 'mgrl'.*{valid}"):
         get_strategy("mgrl")
 

@@ -1,8 +1,10 @@
 """Benchmark nodes: run strategies × seeds × cycles, then the AL curve, its plot and the summary.
 
-The rooms: `params.py` validates `benchmark`, `runner.py` runs the cycles (with resume points),
-`statistics.py` holds the paired comparison with random and its intervals, `plots.py` draws the
-curves.
+The rooms: `params.py` validates `benchmark`, `data_sets.py` keeps development and evaluation data
+apart, `runner.py` runs the cycles, `records.py` keeps one record per cycle (the resume points),
+`provenance.py` names the code a record was made by, `statistics.py` summarises each strategy,
+`comparisons.py` holds the declared comparisons with their corrected verdicts per image and per
+box, `plots.py` draws the curves.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from mgral_pipelines.pipelines.benchmark.comparisons import compare
 from mgral_pipelines.pipelines.benchmark.plots import plot_al_curve
 from mgral_pipelines.pipelines.benchmark.params import BenchmarkParams
 from mgral_pipelines.pipelines.benchmark.runner import run_benchmark, seed_data
@@ -21,15 +24,16 @@ from mgral_pipelines.pipelines.benchmark.statistics import (
     summarise,
 )
 
-__all__ = ["CURVE_COLUMNS", "BenchmarkParams", "al_curve", "benchmark_metrics", "labels_to_reach",
-           "normalised_auc", "plot_al_curve", "run_benchmark", "seed_data", "summarise"]
+__all__ = ["CURVE_COLUMNS", "BenchmarkParams", "al_curve", "benchmark_metrics", "compare",
+           "labels_to_reach", "normalised_auc", "plot_al_curve", "run_benchmark", "seed_data",
+           "summarise"]
 
-CURVE_COLUMNS = ["strategy", "seed", "cycle", "n_labelled", "mAP50-95", "mAP50"]
+CURVE_COLUMNS = ["strategy", "seed", "cycle", "n_labelled", "n_boxes", "mAP50-95", "mAP50"]
 
 
 def al_curve(results: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per (strategy, seed, cycle): test mAP against the number of labelled images."""
-    rows = [(r["strategy"], r["seed"], r["cycle"], r["n_labelled"],
+    """One row per (strategy, seed, cycle): test mAP against labelled images and boxes."""
+    rows = [(r["strategy"], r["seed"], r["cycle"], r["n_labelled"], r["n_boxes"],
              r["metrics"]["test"]["map50_95"], r["metrics"]["test"]["map50"]) for r in results]
     return pd.DataFrame(rows, columns=CURVE_COLUMNS)
 

@@ -6,7 +6,7 @@ Interrupted runs resume from `<benchmark.output_dir>/runs/`.
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import al_curve, benchmark_metrics, plot_al_curve, run_benchmark, summarise
+from .nodes import al_curve, benchmark_metrics, compare, plot_al_curve, run_benchmark, summarise
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -20,8 +20,9 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(al_curve, "benchmark_results", "benchmark_al_curve", name="al_curve"),
             Node(plot_al_curve, "benchmark_al_curve", "benchmark_al_curve_plot",
                  name="plot_al_curve"),
-            Node(summarise, ["benchmark_al_curve", "benchmark_results"], "benchmark_summary",
-                 name="summarise"),
+            Node(compare, "benchmark_al_curve", "benchmark_comparisons", name="compare"),
+            Node(summarise, ["benchmark_al_curve", "benchmark_results", "benchmark_comparisons"],
+                 "benchmark_summary", name="summarise"),
             Node(benchmark_metrics, "benchmark_summary", "benchmark_metrics",
                  name="benchmark_metrics"),
         ]

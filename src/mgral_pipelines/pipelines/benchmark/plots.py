@@ -26,11 +26,15 @@ def _band(rows: pd.DataFrame, column: str) -> pd.DataFrame:
 
 def plot_al_curve(curve: pd.DataFrame) -> plt.Figure:
     """Left: test mAP50-95 against labelled images, mean over seeds with its 95% interval.
+    Middle (when the curve has boxes): the same against labelled boxes, each cycle at its mean box
+    count over seeds, so a strategy that buys its mAP with crowded images shows it.
     Right: each strategy minus random on the same seed (paired), mean with its 95% interval; a
-    band clear of zero is a difference the seeds can tell from noise at that point."""
+    band clear of zero is a difference the seeds can tell from noise at that point (uncorrected:
+    the corrected verdicts are in the comparisons table)."""
     has_baseline = (curve["strategy"] == BASELINE).any()
-    figure, axes = plt.subplots(1, 2 if has_baseline else 1, figsize=(12 if has_baseline else 6.5,
-                                                                      4.4), squeeze=False)
+    has_boxes = "n_boxes" in curve
+    panels = 1 + has_boxes + has_baseline
+    figure, axes = plt.subplots(1, panels, figsize=(6 * panels, 4.4), squeeze=False)
     left = axes[0][0]
     colours = {}
     for strategy, rows in curve.groupby("strategy", sort=False):
@@ -42,8 +46,20 @@ def plot_al_curve(curve: pd.DataFrame) -> plt.Figure:
     left.set_ylabel(f"test {METRIC}")
     left.grid(alpha=0.3)
     left.legend(title="strategy")
+    if has_boxes:
+        middle = axes[0][1]
+        for strategy, rows in curve.groupby("strategy", sort=False):
+            band = _band(rows, METRIC)
+            boxes = rows.groupby("n_labelled")["n_boxes"].mean().sort_index()
+            middle.plot(boxes.to_numpy(), band["mean"].to_numpy(), marker="o",
+                        color=colours[strategy], label=strategy)
+            middle.fill_between(boxes.to_numpy(), band["low"].to_numpy(),
+                                band["high"].to_numpy(), color=colours[strategy], alpha=0.2)
+        middle.set_xlabel("labelled boxes (mean over seeds)")
+        middle.set_ylabel(f"test {METRIC}")
+        middle.grid(alpha=0.3)
     if has_baseline:
-        right = axes[0][1]
+        right = axes[0][-1]
         differences = paired_differences(curve)
         for strategy, rows in differences.groupby("strategy", sort=False):
             if strategy == BASELINE:

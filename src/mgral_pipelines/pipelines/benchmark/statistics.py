@@ -1,13 +1,13 @@
 """The benchmark's statistics: area under the AL curve, paired comparison with random, verdicts.
 
-AL gains are small next to training noise (DESIGN.md §6), so every comparison is *paired*: a
-strategy's curve of seed s is compared with random's curve of the same seed s (same split, same
-initial labelled set, same detector seed), and the per-seed differences are summarised by their
-mean and a 95% Student-t interval. With the 5-10 seeds a CPU benchmark can afford, a percentile
-bootstrap over seeds covers less than its nominal 95% (it ignores the uncertainty of the spread
-itself), while the t interval is exact for normal differences and close to it otherwise; the
-paired t-test's p-value is reported beside it. No correction for comparing several strategies is
-applied: read the verdicts one strategy at a time.
+AL gains are small next to training noise, so every comparison is *paired*: a strategy's curve of
+seed s is compared with random's curve of the same seed s (same split, same initial labelled set,
+same detector seed), and the per-seed differences are summarised by their mean and a 95%
+Student-t interval. With the 5-10 seeds a CPU benchmark can afford, a percentile bootstrap over
+seeds covers less than its nominal 95% (it ignores the uncertainty of the spread itself), while
+the t interval is exact for normal differences and close to it otherwise; the paired t-test's
+p-value is reported beside it. The verdicts are not made here: `comparisons.py` corrects them for
+the number of comparisons and makes them per image and per box, and the summary quotes them.
 """
 
 from __future__ import annotations
@@ -28,10 +28,6 @@ BASELINE = "random"
 METRIC = "mAP50-95"
 CONFIDENCE = 0.95
 
-BETTER = "better than random"
-WORSE = "worse than random"
-UNDECIDED = "not distinguishable from random"
-TOO_FEW = "too few seeds to decide"
 
 
 def normalised_auc(n_labelled: np.ndarray, values: np.ndarray) -> float:
@@ -81,17 +77,6 @@ def paired_p_value(differences: list[float]) -> float:
     if np.allclose(values, values[0]):
         return 1.0 if values[0] == 0 else 0.0
     return float(stats.ttest_1samp(values, 0.0).pvalue)
-
-
-def verdict(low: float, high: float) -> str:
-    """Better / worse than random when the interval of the paired difference excludes zero."""
-    if np.isnan(low) or np.isnan(high):
-        return TOO_FEW
-    if low > 0:
-        return BETTER
-    if high < 0:
-        return WORSE
-    return UNDECIDED
 
 
 def per_seed(curve: pd.DataFrame, strategy: str) -> dict[int, pd.DataFrame]:
@@ -153,16 +138,22 @@ def _mean_of(diagnostics: list[dict[str, float]], key: str) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
-def summarise(curve: pd.DataFrame, results: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per strategy: AUC, its paired gain over random with a 95% interval and a verdict,
-    labels needed to reach random's final mAP (with its interval), queried classes, wall time and,
-    for MGRAL, its cycles' own checks (`DIAGNOSTICS`).
+def summarise(curve: pd.DataFrame, results: list[dict[str, Any]],
+              comparisons: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per strategy: AUC, its paired gain over random with a 95% interval and the
+    corrected verdicts against random per image and per box (`comparisons.compare`), labels needed
+    to reach random's final mAP (with its interval), labelled boxes, queried boxes per image and
+    empty frames, queried classes, wall time and, for MGRAL, its cycles' own checks
+    (`DIAGNOSTICS`).
 
     AUC is the normalised area under the test mAP50-95 curve. Means and stds are over seeds (std
     with ddof=1: NaN for a single seed). "Labels to reach" is taken per seed against random's final
     mAP50-95 of that seed; seeds whose curve never reaches it are counted in `reached` and left out
     of the mean and its interval.
     """
+    verdicts = {} if comparisons is None else {
+        (row["strategy"], row["axis"]): row["verdict"]
+        for row in comparisons.to_dict("records") if row["against"] == BASELINE}
     baseline = per_seed(curve, BASELINE)
     baseline_auc = seed_aucs(curve, BASELINE)
     if not baseline:
@@ -188,6 +179,8 @@ def summarise(curve: pd.DataFrame, results: list[dict[str, Any]]) -> pd.DataFram
         final = [g[METRIC].iloc[-1] for g in seeds.values()]
         diagnostics = [r.get("diagnostics") or {} for r in mine]
         is_baseline = strategy == BASELINE
+        queries = [r["query"] for r in mine if r.get("query")]
+        queried = sum(len(q["image_ids"]) for q in queries)
         rows.append({
             "strategy": strategy,
             "seeds": len(seeds),
@@ -198,14 +191,23 @@ def summarise(curve: pd.DataFrame, results: list[dict[str, Any]]) -> pd.DataFram
             "auc_gain_ci95_low": gain_low,
             "auc_gain_ci95_high": gain_high,
             "auc_gain_p_value": float("nan") if is_baseline else paired_p_value(gains),
-            "verdict": "baseline" if is_baseline else (verdict(gain_low, gain_high) if paired
-                                                       else ""),
+            "verdict_per_image": "baseline" if is_baseline else verdicts.get((strategy, "images"),
+                                                                             ""),
+            "verdict_per_box": "baseline" if is_baseline else verdicts.get((strategy, "boxes"), ""),
             "labels_to_reach_random_final": reach_mean,
             "labels_to_reach_ci95_low": reach_low,
             "labels_to_reach_ci95_high": reach_high,
             "reached_random_final": f"{len(reached)}/{len(paired)}" if paired else "",
             "final_map50_95_mean": float(np.mean(final)),
             "final_map50_95_std": _std(final),
+            "final_boxes_mean": float(np.mean([g["n_boxes"].iloc[-1] for g in seeds.values()]))
+            if "n_boxes" in curve else float("nan"),
+            "queried_boxes_per_image": sum(q["boxes"] for q in queries) / queried
+            if queried else float("nan"),
+            "empty_frame_share": sum(q["empty_images"] for q in queries) / queried
+            if queried else float("nan"),
+            "worst_query_empty_share": max(q["empty_images"] / len(q["image_ids"])
+                                           for q in queries) if queries else float("nan"),
             "queried_classes": json.dumps(dict(sorted(counts.items()))),
             "queried_class_entropy_nats": class_entropy,
             "wall_time_s": float(np.mean(list(walls.values()))) if walls else float("nan"),

@@ -1,0 +1,86 @@
+"""Every table and figure of a strategy benchmark, recomputed from its committed records alone.
+
+    python benchmarks/benchmark_tables.py benchmarks/records/transfer/evaluation \
+        --out docs/results/benchmark_transfer_evaluation
+
+Writes, from the complete curves in the records folder (seeds still running are left out):
+  al_curve.csv     strategy, seed, cycle, labelled images and boxes, test mAP50-95 and mAP50
+  comparisons.csv  the declared comparisons (every strategy against random, MGRAL against every
+                   other), per image and per box: paired AUC difference over seeds, 95% and
+                   Holm/Bonferroni-corrected intervals, raw and Holm-adjusted p, sign test,
+                   per-seed signs, verdict
+  summary.csv      one row per strategy: AUC, labels to reach random's final mAP, boxes, empty
+                   frames, queried classes, wall time, the corrected verdicts against random
+  versions.csv     which code version and settings made each strategy's records, on which seeds
+  al_curve.png     the curves per image and per box, and the paired differences
+  tables.md        the comparisons and the summary as Markdown, for the docs
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from mgral_pipelines.pipelines.benchmark.comparisons import compare
+from mgral_pipelines.pipelines.benchmark.nodes import al_curve, plot_al_curve, summarise
+from mgral_pipelines.pipelines.benchmark.tables import (
+    check_versions,
+    complete_curves,
+    read_records,
+)
+
+
+def markdown(comparisons: pd.DataFrame, summary: pd.DataFrame) -> str:
+    lines = ["| axis | comparison | seeds | mean AUC difference | 95% interval | corrected "
+             "interval | p | p (Holm) | seeds better | verdict |", "|---" * 10 + "|"]
+    for row in comparisons.to_dict("records"):
+        axis = "images" if row["axis"] == "images" else f"boxes {row['box_range']}"
+        lines.append(
+            f"| {axis} | {row['strategy']} − {row['against']} | {row['seeds']} | "
+            f"{row['auc_gain_mean']:+.4f} | {row['ci95_low']:+.4f} to {row['ci95_high']:+.4f} | "
+            f"{row['corrected_ci_low']:+.4f} to {row['corrected_ci_high']:+.4f} | "
+            f"{row['p_value']:.3f} | {row['p_holm']:.3f} | {row['seeds_better']} | "
+            f"{row['verdict']} |")
+    lines += ["", "| strategy | seeds | AUC mAP50-95 | final mAP50-95 | final boxes | boxes per "
+              "queried image | empty frames | worst query's empty share | class entropy | "
+              "vs random per image | per box |", "|---" * 11 + "|"]
+    for row in summary.to_dict("records"):
+        lines.append(
+            f"| {row['strategy']} | {row['seeds']} | {row['auc_map50_95_mean']:.4f} | "
+            f"{row['final_map50_95_mean']:.4f} | {row['final_boxes_mean']:.0f} | "
+            f"{row['queried_boxes_per_image']:.2f} | {row['empty_frame_share']:.0%} | "
+            f"{row['worst_query_empty_share']:.0%} | {row['queried_class_entropy_nats']:.2f} | "
+            f"{row['verdict_per_image']} | {row['verdict_per_box']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("records", type=Path, help="a benchmark's records folder")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the tables")
+    args = parser.parse_args()
+    records = read_records(args.records)
+    versions = check_versions(records, args.records)
+    results = complete_curves(records)
+    if not results:
+        raise SystemExit(f"{args.records}: no complete curve yet")
+    curve = al_curve(results)
+    comparisons = compare(curve)
+    summary = summarise(curve, results, comparisons)
+    args.out.mkdir(parents=True, exist_ok=True)
+    curve.to_csv(args.out / "al_curve.csv", index=False)
+    comparisons.to_csv(args.out / "comparisons.csv", index=False)
+    summary.to_csv(args.out / "summary.csv", index=False)
+    versions.to_csv(args.out / "versions.csv", index=False)
+    figure = plot_al_curve(curve)
+    figure.savefig(args.out / "al_curve.png", dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    (args.out / "tables.md").write_text(markdown(comparisons, summary))
+    print(markdown(comparisons, summary))
+
+
+if __name__ == "__main__":
+    main()
