@@ -22,7 +22,8 @@ def test_user_data_needs_a_path():
 
 
 BENCHMARK_OUTPUTS = {"benchmark_results": "results.json", "benchmark_al_curve": "al_curve.csv",
-                     "benchmark_al_curve_plot": "al_curve.png", "benchmark_summary": "summary.csv"}
+                     "benchmark_al_curve_plot": "al_curve.png", "benchmark_summary": "summary.csv",
+                     "benchmark_comparisons": "comparisons.csv"}
 
 
 def _benchmark_paths(env, runtime_params=None):
@@ -38,11 +39,23 @@ def _benchmark_paths(env, runtime_params=None):
 
 @pytest.mark.parametrize("env, folder", [
     ("local", "benchmark"), ("tiny", "benchmark"), ("small", "benchmark"),
-    ("transfer", "benchmark_transfer"), ("voc", "benchmark_voc"), ("coco", "benchmark_coco")])
+    ("transfer", "benchmark_transfer/development"), ("voc", "benchmark_voc"),
+    ("coco", "benchmark_coco")])
 def test_a_profiles_benchmark_writes_its_outputs_beside_its_resume_points(env, folder):
     output_dir, paths = _benchmark_paths(env)
     assert output_dir == f"data/08_reporting/{folder}"
     assert paths == {name: f"{output_dir}/{file}" for name, file in BENCHMARK_OUTPUTS.items()}
+
+
+def test_the_transfer_evaluation_run_keeps_its_outputs_and_records_apart():
+    loader = OmegaConfigLoader(str(Path(__file__).parents[1] / "conf"), base_env="base",
+                               default_run_env="local", env="transfer",
+                               runtime_params={"benchmark": {"data_set": "evaluation"}})
+    output_dir, paths = _benchmark_paths("transfer", {"benchmark": {"data_set": "evaluation"}})
+    assert output_dir == "data/08_reporting/benchmark_transfer/evaluation"
+    assert paths == {name: f"{output_dir}/{file}" for name, file in BENCHMARK_OUTPUTS.items()}
+    records = loader["parameters"]["benchmark"]["records_dir"]
+    assert records == "benchmarks/records/transfer/evaluation"
 
 
 def test_overriding_the_benchmark_folder_moves_every_output():
