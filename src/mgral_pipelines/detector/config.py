@@ -195,9 +195,10 @@ class SemiSupervisedConfig:
     unsupervised_weight: float = 1.0
     """w_max, the weight of L_U once the ramp-up is over. 0 keeps the unlabelled images in the
     batches (they still shape batch-norm statistics and mosaics) but out of the gradient."""
-    ramp_up_epochs: float = 3.0
+    ramp_up_epochs: float = 0.0
     """T of the sigmoid ramp-up w(t) = w_max * exp(-5 (1 - min(t, T) / T)^2) (Laine & Aila 2017),
-    t the 0-based epoch, updated at each epoch's start; T = 0 means w = w_max throughout."""
+    t the 0-based epoch, updated at each epoch's start; T = 0 means w = w_max throughout. Default
+    0: a variant is one short epoch, too short to ramp up in."""
     checkpoint: str = "last"
     """"last": the final epoch's weights, validating only once at the end (no per-epoch validation,
     no early stopping), so that every variant and the reference get exactly the same schedule and

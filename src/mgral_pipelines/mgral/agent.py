@@ -44,12 +44,14 @@ class AgentConfig:
     """Stacked LSTM layers."""
     bidirectional: bool = True
     """Read the sequence both ways, so each image's score sees the images before and after it."""
-    sequence_length: int = 64
-    """Images per episode, drawn from the pool without replacement (capped at the pool size)."""
+    sequence_length: int = 256
+    """Images per episode, drawn from the pool without replacement (capped at the pool size); the
+    batch of B is picked among them, and query scoring uses contexts of this size. Default 256."""
     batch_size: int = 8
     """Images selected per episode: the query budget B, which is also the LUT's batch size."""
-    episodes: int = 300
-    """Total training episodes (one sampled batch and one reward each)."""
+    episodes: int = 2000
+    """Total training episodes (one sampled batch and one reward each). A reward is a LUT look-up
+    costing milliseconds, so episodes are cheap. Default 2000."""
     episodes_per_update: int = 8
     """Episodes averaged into one policy-gradient step."""
     learning_rate: float = 3e-3

@@ -118,7 +118,7 @@ class LookupTable:
 class LookupConfig:
     """How a batch's ΔmAP is read off the LUT."""
 
-    estimator: str = "kernel"
+    estimator: str = "trend"
     """"kernel": Nadaraya-Watson regression on exp(-W/h) over every entry; "nearest": the k
     nearest entries (see k_nearest); "trend": a least-squares line on the batch's mean number of
     detected objects per image, plus the kernel on what the line leaves of each entry's ΔmAP (W
