@@ -73,7 +73,7 @@ def _train_and_evaluate(job: VariantJob) -> dict[str, Any]:
         labelled_ids=job.labelled_ids, unlabelled_ids=job.unlabelled_ids, val_ids=job.val_ids,
         config=job.config, run_dir=Path(job.run_dir), initial_weights=job.initial_weights,
         semi=job.semi, progress=False,
-        validate=job.semi.checkpoint == "best",  # the last epoch is scored on V just below
+        validate=False,  # the last epoch is scored on V just below
     )
     metrics = adapter.evaluate_detector(
         checkpoint, job.records, job.annotations, job.classes, job.val_ids, job.config,

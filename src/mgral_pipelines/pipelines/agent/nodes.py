@@ -64,9 +64,8 @@ def train_agent(
     def reward(rows: np.ndarray) -> float:
         return estimate(rows[:, :-1], rows[:, -1])
 
-    logger.info("Agent: LUT read-out %s, ΔmAP %+.4f per detected object per image, detection "
-                "weight %g, bandwidth %.3g", estimate.config.estimator, estimate.trend[1],
-                estimate.detection_weight, estimate.bandwidth)
+    logger.info("Agent: LUT read-out ΔmAP %+.4f per detected object per image, plus the kernel "
+                "on the residuals (bandwidth %.3g)", estimate.trend[1], estimate.bandwidth)
     policy, history = train_policy(inputs, reward, config, reward_inputs=lut_inputs)
     first, last = np.mean(history["agent/reward"][:5]), np.mean(history["agent/reward"][-5:])
     logger.info("Agent: mean reward %.4f over the first 5 updates, %.4f over the last 5", first, last)

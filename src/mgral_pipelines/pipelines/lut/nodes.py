@@ -122,10 +122,9 @@ def build_lut(
     fidelity = table_fidelity(LookupTable.from_lut(table), LookupConfig(**AgentParams(**agent).lookup))
     table["fidelity"] = fidelity
     logger.info("LUT of %d variants in %.0f s: ΔmAP mean %.4f, min %.4f, max %.4f; "
-                "leave-one-out Spearman ρ %.3f (trend %+.4f per object per image, detection "
-                "weight %g, bandwidth %.3g)", len(deltas), seconds, np.mean(deltas), min(deltas),
-                max(deltas), fidelity["loo_spearman"], fidelity["trend_slope"],
-                fidelity["detection_weight"], fidelity["bandwidth"])
+                "leave-one-out Spearman ρ %.3f (trend %+.4f per object per image, bandwidth "
+                "%.3g)", len(deltas), seconds, np.mean(deltas), min(deltas), max(deltas),
+                fidelity["loo_spearman"], fidelity["trend_slope"], fidelity["bandwidth"])
     if not fidelity.get("loo_skill", 0) > 0:
         logger.warning("The LUT's entries do not predict each other better than their mean "
                        "(leave-one-out skill %.3f): this cycle's reward barely tells batches "
