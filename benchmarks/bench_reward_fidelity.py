@@ -139,8 +139,8 @@ def main() -> None:
                         help="K of the LUT (default: the profile's lut.num_batches)")
     parser.add_argument("--lut-lr0", type=float, default=None,
                         help="lut.lr0 of the variants (default: the profile's)")
-    parser.add_argument("--detection-weighting", choices=["count", "rarity"], default=None,
-                        help="lut.detection_weighting of the table (default: the profile's)")
+    parser.add_argument("--object-weighting", choices=["rarity", "uniform"], default=None,
+                        help="lut.object_weighting of the table (default: the profile's)")
     parser.add_argument("--semi", action="append", default=[], metavar="KEY=VALUE",
                         help="override lut.semi_supervised (e.g. pseudo_label_conf=0.4), "
                         "repeatable")
@@ -193,8 +193,8 @@ def main() -> None:
         lut["num_batches"] = args.lut_batches
     if args.lut_lr0 is not None:
         lut["lr0"] = args.lut_lr0
-    if args.detection_weighting is not None:
-        lut["detection_weighting"] = args.detection_weighting
+    if args.object_weighting is not None:
+        lut["object_weighting"] = args.object_weighting
     overrides = dict(item.split("=", 1) for item in args.semi)
     lut["semi_supervised"] = {**lut.get("semi_supervised", {}),
                               **{k: yaml.safe_load(v) for k, v in overrides.items()}}
@@ -274,7 +274,7 @@ def main() -> None:
             labelled_ids=state["labelled_ids"], val_ids=sorted(data.eval_labels["val"]),
             config=dataclasses.replace(semi_config, seed=seed), semi=semi,
             initial_weights=checkpoint, run_dir=str(scratch / "semi" / name))
-        return variants.train_variant(job)[table["metric"]]
+        return variants.train_variant(job)[table["map_metric"]]
 
     references = {
         r: (None if reuse_true else true_map(state["labelled_ids"], r, "reference"),
@@ -317,7 +317,7 @@ def main() -> None:
         frame.to_csv(args.out, index=False)
     report(frame, args, {"semi_supervised": lut["semi_supervised"], "lut_lr0": lut.get("lr0"),
                          "lookup": lookup,
-                         "detection_weighting": LUTParams(**lut).detection_weighting,
+                         "object_weighting": LUTParams(**lut).object_weighting,
                          # leave-one-out ρ and skill, chosen bandwidth, detection weight, slope
                          "lut_fidelity": table["fidelity"],
                          "initial_detector": str(args.initial_detector or "trained"),

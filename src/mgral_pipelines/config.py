@@ -157,8 +157,10 @@ class ALParams(_Strict):
         False, description="advance with the finished images of the batch; the rest return to the pool"
     )
     prelabel_conf: float = Field(
-        0.25, gt=0, lt=1, description="detections at least this confident become pre-annotations"
-    )
+        0.25, gt=0, lt=1, description="detections at least this confident are shown to people "
+        "as pre-annotations (boxes to correct): a labelling choice, lower for more boxes to "
+        "delete, higher for more to draw. Not the method's object threshold "
+        "(mgral.features.OBJECT_CONFIDENCE), though both start at ultralytics' 0.25")
     label_studio: LabelStudioParams = LabelStudioParams()
     files: ReturnedFilesParams = ReturnedFilesParams()
 
@@ -193,13 +195,16 @@ class LUTParams(_Strict):
         0.75, ge=0, le=1, description="share of candidate batches that over-represent a stratum "
         "of the pool (mgral/candidates.py); the rest are uniform")
     clusters: int = Field(6, ge=1, description="k-means clusters of the embeddings used as strata")
-    metric: Literal["map50_95", "map50"] = Field("map50_95", description="mAP on V used for ΔmAP")
-    detection_weighting: Literal["count", "rarity"] = Field(
-        "rarity", description="what an image's detection coordinate holds (mgral/features.py): "
-        "rarity = its confident detections, each weighted by how rare its predicted class is "
-        "among L_t's labels (class_rarity_weights), so the reward sees which objects a batch "
-        "holds, not only how many (on the transfer benchmark it made MGRAL beat random); count = "
-        "each counts 1. The table keeps the weights; the agent reads them there")
+    map_metric: Literal["map50_95", "map50"] = Field(
+        "map50_95", description="which mAP on V each variant and the reference are scored by; "
+        "an entry's ΔmAP is the difference of the two")
+    object_weighting: Literal["rarity", "uniform"] = Field(
+        "rarity", description="how an image's detected objects are counted, the count the "
+        "reward's trend line reads (mgral/features.py, confident_detections): rarity = each "
+        "confident detection weighs how rare its predicted class is among L_t's labels "
+        "(class_rarity_weights), so the reward sees which objects a batch holds, not only how "
+        "many (on the transfer benchmark it made MGRAL beat random); uniform = each weighs 1. "
+        "The table keeps the weights; the agent reads them there")
     seed: int = Field(0, description="seeds the candidate batches (with the cycle number)")
     executor: Literal["local", "ray"] = Field(
         "local", description="local: this machine (`workers` processes); ray: one Ray task each")

@@ -56,7 +56,7 @@ def _without_timings(project):
 
 
 # Rarity weighting (the default) reads labels, L_t's, to weigh detections: never the pool's.
-MGRAL_RARITY = {**MGRAL, "lut": {"detection_weighting": "rarity"}}
+MGRAL_RARITY = {**MGRAL, "lut": {"object_weighting": "rarity"}}
 
 
 def test_lut_agent_and_query_never_read_the_pool_oracle(project):
