@@ -26,7 +26,7 @@ class SplitParams(_Strict):
         100, ge=1, description="initial labelled set L_0; null = every labelled image not in V or T "
         "(only with an unlabelled pool)"
     )
-    seed: int = 0
+    seed: int = Field(0, description="seeds the draw of V, T and L_0")
 
 
 def _names(value: list[str] | str | None) -> list[str] | None:
@@ -42,9 +42,9 @@ class SplitAssignment(_Strict):
     """Labelled images the user names for V, T and L_0: image files, folders of images, or `.txt`
     lists of image paths. A split named here ignores its size in `splits`."""
 
-    val: list[str] | str | None = None
-    test: list[str] | str | None = None
-    initial: list[str] | str | None = None
+    val: list[str] | str | None = Field(None, description="V's images; null: drawn by size")
+    test: list[str] | str | None = Field(None, description="T's images; null: drawn by size")
+    initial: list[str] | str | None = Field(None, description="L_0's images; null: drawn by size")
 
     def paths(self) -> dict[str, list[str]]:
         return {name: _names(getattr(self, name)) for name in ("val", "test", "initial")
@@ -54,7 +54,9 @@ class SplitAssignment(_Strict):
 class DatasetParams(_Strict):
     """Which dataset `prepare` imports (`dataset` in parameters_prepare.yml)."""
 
-    source: Literal["embedded", "yolo", "voc", "coco"] = "embedded"
+    source: Literal["embedded", "yolo", "voc", "coco"] = Field(
+        "embedded", description="the labelled data: the generated embedded dataset, or a YOLO, "
+        "VOC or COCO dataset at `path`")
     path: str | None = Field(
         None, description="data.yaml, VOCdevkit folder or COCO JSON file; for `embedded` the "
         "generated folder (= raw_dir, the default), which DVC's `prepare` stage depends on")
@@ -66,10 +68,10 @@ class DatasetParams(_Strict):
     unlabelled: str | None = Field(
         None, description="folder of images without labels (searched recursively): the pool"
     )
-    assign: SplitAssignment = SplitAssignment()
+    assign: SplitAssignment = Field(SplitAssignment(), description="images named for V, T, L_0")
     raw_dir: str = Field("data/01_raw/embedded", description="where the embedded dataset is written")
     embedded: dict[str, Any] = Field(default_factory=dict, description="EmbeddedDatasetConfig fields")
-    splits: SplitParams = SplitParams()
+    splits: SplitParams = Field(SplitParams(), description="sizes of V, T and L_0, and the seed")
 
     @model_validator(mode="after")
     def _path_for_user_data(self) -> DatasetParams:
@@ -145,7 +147,8 @@ class ALParams(_Strict):
     budget: int = Field(100, ge=1, description="images queried per cycle (B)")
     seed: int = Field(0, description="seed of the strategy's randomness")
     from_cycle: int | None = Field(None, description="continue from this cycle (default: latest)")
-    strategy_options: dict[str, Any] = Field(default_factory=dict)
+    strategy_options: dict[str, Any] = Field(
+        default_factory=dict, description="overrides of the strategy's config dataclass fields")
     pool_detection_conf: float = Field(
         0.05, gt=0, lt=1, description="confidence threshold of the pool predictions strategies see"
     )
@@ -161,8 +164,10 @@ class ALParams(_Strict):
         "as pre-annotations (boxes to correct): a labelling choice, lower for more boxes to "
         "delete, higher for more to draw. Not the method's object threshold "
         "(mgral.features.OBJECT_CONFIDENCE), though both start at ultralytics' 0.25")
-    label_studio: LabelStudioParams = LabelStudioParams()
-    files: ReturnedFilesParams = ReturnedFilesParams()
+    label_studio: LabelStudioParams = Field(
+        LabelStudioParams(), description="annotator label_studio: the project it fills")
+    files: ReturnedFilesParams = Field(
+        ReturnedFilesParams(), description="annotator files: where the finished labels are")
 
 
 class EmbeddingParams(_Strict):
@@ -217,11 +222,11 @@ class LUTParams(_Strict):
 
 
 class AgentParams(_Strict):
-    """The MGRAL policy and its lookup reward (`agent` in parameters_agent.yml).
+    """The MGRAL policy and its lookup reward (`agent` in parameters_agent.yml)."""
 
-    `policy` holds AgentConfig fields (mgral/agent.py) except `batch_size`, which is always the
-    LUT's batch size so rewards compare like with like; `lookup` holds LookupConfig fields.
-    """
-
-    policy: dict[str, Any] = Field(default_factory=dict)
-    lookup: dict[str, Any] = Field(default_factory=dict)
+    policy: dict[str, Any] = Field(
+        default_factory=dict, description="AgentConfig fields (mgral/agent.py), each defaulting "
+        "to AgentConfig's, except batch_size: always al.budget, the size the policy is asked for")
+    lookup: dict[str, Any] = Field(
+        default_factory=dict, description="LookupConfig fields (mgral/lookup.py), each "
+        "defaulting to LookupConfig's: how the reward is read off the LUT")

@@ -177,7 +177,8 @@ def _convert(name: str, annotation: str, value: Any, kind: str = "detector") -> 
 
 @dataclass(frozen=True)
 class SemiSupervisedConfig:
-    """The semi-supervised variant's extra parameters (DESIGN.md §2 step 3); `from_dict` as above.
+    """The semi-supervised variant's extra parameters (docs/method.md, step 3); `from_dict` as
+    above.
 
     The variant minimises `L_S + w(t) * L_U`: ultralytics' detection loss on the labelled images
     plus the same loss on the unlabelled images against the starting detector's pseudo-labels.

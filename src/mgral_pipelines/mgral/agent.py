@@ -1,6 +1,6 @@
 """The MGRAL selection agent: an LSTM policy trained with REINFORCE on LUT rewards.
 
-Method (DESIGN.md §2, steps 4-5):
+Method (docs/method.md, steps 4-5):
   * An episode shows the policy a sequence of `sequence_length` pool images (their embeddings, in a
     random order). A bidirectional LSTM reads the sequence and outputs one score (logit) per image.
   * The action is an ordered batch A of `batch_size` images drawn without replacement from the
@@ -48,7 +48,8 @@ class AgentConfig:
     """Images per episode, drawn from the pool without replacement (capped at the pool size); the
     batch of B is picked among them, and query scoring uses contexts of this size. Default 256."""
     batch_size: int = 8
-    """Images selected per episode: the query budget B, which is also the LUT's batch size."""
+    """Images selected per episode: the query budget B. The agent pipeline always sets it to
+    al.budget (so rewards compare like with like); 8 serves direct use."""
     episodes: int = 2000
     """Total training episodes (one sampled batch and one reward each). A reward is a LUT look-up
     costing milliseconds, so episodes are cheap. Default 2000."""
