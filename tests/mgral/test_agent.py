@@ -104,7 +104,9 @@ def clustered_toy(seed: int = 0, per_cluster: int = 100, dim: int = 8, batch: in
 def test_policy_learns_to_pick_the_rewarding_cluster():
     pool, labels, lut = clustered_toy()
     # The reward is any callable: here the nearest LUT entry's ΔmAP.
-    reward_fn = lambda batch: lut.delta_map[np.argmin(wasserstein_distances(batch, lut))]  # noqa: E731
+    def reward_fn(batch):
+        return lut.delta_map[np.argmin(wasserstein_distances(batch, lut))]
+
     config = AgentConfig(hidden_size=32, sequence_length=64, episodes=240, seed=0)
     policy, history = train_policy(pool, reward_fn, config, progress=False)
 

@@ -1,4 +1,4 @@
-"""The look-up table (LUT) and the agent's reward: ΔmAP read off the table (docs/method.md, steps 3-4).
+"""The look-up table (LUT) and the agent's reward: ΔmAP read off it (docs/method.md, steps 3-4).
 
   * Building the LUT is the expensive part and happens elsewhere: for each of K candidate batches
     S_k drawn from the pool, a semi-supervised detector variant is trained on L_t plus S_k (without

@@ -132,7 +132,8 @@ def build_lut(
                        fidelity.get("loo_skill", float("nan")))
     metrics = {
         "lut/delta_map_mean": float(np.mean(deltas)), "lut/delta_map_std": float(np.std(deltas)),
-        "lut/delta_map_max": max(deltas), "lut/reference_map": table["reference"][params.map_metric],
+        "lut/delta_map_max": max(deltas),
+        "lut/reference_map": table["reference"][params.map_metric],
         "lut/build_seconds": seconds,
         **{f"lut/{key}": value for key, value in fidelity.items()},
         "lut/variant_seconds_median": statistics.median(
