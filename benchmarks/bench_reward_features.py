@@ -61,7 +61,7 @@ from pool_yardsticks import pooled_interval  # noqa: E402
 from kedro.framework.session import KedroSession  # noqa: E402
 from kedro.framework.startup import bootstrap_project  # noqa: E402
 
-from mgral_pipelines.mgral.features import CONFIDENCE, class_counts  # noqa: E402
+from mgral_pipelines.mgral.features import OBJECT_CONFIDENCE, class_counts  # noqa: E402
 from mgral_pipelines.pipelines.benchmark.runner import seed_data  # noqa: E402
 from mgral_pipelines.pipelines.common import cycle_key  # noqa: E402
 from mgral_pipelines.pipelines.detector.nodes import train_detector  # noqa: E402
@@ -100,8 +100,8 @@ def batch_features(batch_ids: list[str], labelled: Labelled, oracle: dict[str, A
     ids, `cluster_of` an image's embedding cluster."""
     num_classes = len(labelled.classes)
     truth = class_counts([a for i in batch_ids for a in oracle[i]], num_classes)
-    seen = class_counts([d for i in batch_ids for d in detections[i] if d["score"] >= CONFIDENCE],
-                        num_classes)
+    seen = class_counts([d for i in batch_ids for d in detections[i]
+                         if d["score"] >= OBJECT_CONFIDENCE], num_classes)
     scored = np.sum([d["class_scores"] for i in batch_ids for d in detections[i]]
                     or [np.zeros(num_classes)], axis=0)
     clusters = np.bincount([cluster_of[i] for i in batch_ids],

@@ -43,6 +43,7 @@ from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _project import ROOT  # noqa: E402
+from retired_lookups import DETECTION_WEIGHTS, KernelReadout  # noqa: E402
 
 from kedro.framework.session import KedroSession  # noqa: E402
 from kedro.framework.startup import bootstrap_project  # noqa: E402
@@ -138,12 +139,15 @@ def main() -> None:
                         help="K of the LUT (default: the profile's lut.num_batches)")
     parser.add_argument("--lut-lr0", type=float, default=None,
                         help="lut.lr0 of the variants (default: the profile's)")
-    parser.add_argument("--detection-weighting", choices=["count", "rarity"], default=None,
-                        help="lut.detection_weighting of the table (default: the profile's)")
+    parser.add_argument("--object-weighting", choices=["rarity", "uniform"], default=None,
+                        help="lut.object_weighting of the table (default: the profile's)")
     parser.add_argument("--semi", action="append", default=[], metavar="KEY=VALUE",
-                        help="override lut.semi_supervised (e.g. ignore_conf=0.05), repeatable")
+                        help="override lut.semi_supervised (e.g. pseudo_label_conf=0.4), "
+                        "repeatable")
     parser.add_argument("--lookup", action="append", default=[], metavar="KEY=VALUE",
-                        help="override agent.lookup, how the LUT is read (e.g. estimator=trend), "
+                        help="override agent.lookup, how the LUT is read (e.g. bandwidth=0.5); "
+                        "estimator=kernel reads it with the retired kernel read-out "
+                        "(benchmarks/retired_lookups.py, with detection_weights=[...]), "
                         "repeatable")
     parser.add_argument("--true-from", type=Path, default=None,
                         help="reuse the true gains of an earlier run's CSV (same split seed, "
@@ -189,8 +193,8 @@ def main() -> None:
         lut["num_batches"] = args.lut_batches
     if args.lut_lr0 is not None:
         lut["lr0"] = args.lut_lr0
-    if args.detection_weighting is not None:
-        lut["detection_weighting"] = args.detection_weighting
+    if args.object_weighting is not None:
+        lut["object_weighting"] = args.object_weighting
     overrides = dict(item.split("=", 1) for item in args.semi)
     lut["semi_supervised"] = {**lut.get("semi_supervised", {}),
                               **{k: yaml.safe_load(v) for k, v in overrides.items()}}
@@ -226,13 +230,23 @@ def main() -> None:
 
     lookup = {**AgentParams(**params["agent"]).lookup,
               **{k: yaml.safe_load(v) for k, v in (i.split("=", 1) for i in args.lookup)}}
+    readout = lookup.pop("estimator", "trend")
+    weights = tuple(lookup.pop("detection_weights", DETECTION_WEIGHTS))
+    if readout not in ("trend", "kernel"):
+        raise SystemExit(f"--lookup estimator={readout}: trend (shipped) or kernel (retired)")
     agent = {**params["agent"], "lookup": lookup}
     tables, _ = build_lut(state, index, data.eval_labels, _partitions(checkpoints),
                           _partitions(embeddings), _partitions(detections), detector, lut,
                           agent, al)
     table = tables[cycle_key(state)]
     (scratch / "lut.json").write_text(json.dumps(table))  # for a look at the entries afterwards
-    estimate = Estimator(LookupTable.from_lut(table), LookupConfig(**lookup))
+    if readout == "kernel":  # the retired read-out of the same table, its fidelity too
+        estimate = KernelReadout(LookupTable.from_lut(table), lookup.get("bandwidth"), weights)
+        table["fidelity"] = estimate.fidelity()
+        lookup = {"estimator": readout, **lookup, "detection_weights": list(weights)}
+    else:
+        estimate = Estimator(LookupTable.from_lut(table), LookupConfig(**lookup))
+        lookup = {"estimator": readout, **lookup}
     print(f"LUT: {len(table['entries'])} entries, fidelity {table['fidelity']} "
           f"({time.perf_counter() - started:.0f} s)", flush=True)
 
@@ -260,7 +274,7 @@ def main() -> None:
             labelled_ids=state["labelled_ids"], val_ids=sorted(data.eval_labels["val"]),
             config=dataclasses.replace(semi_config, seed=seed), semi=semi,
             initial_weights=checkpoint, run_dir=str(scratch / "semi" / name))
-        return variants.train_variant(job)[table["metric"]]
+        return variants.train_variant(job)[table["map_metric"]]
 
     references = {
         r: (None if reuse_true else true_map(state["labelled_ids"], r, "reference"),
@@ -292,7 +306,8 @@ def main() -> None:
                              for i in batch["image_ids"]),
                          "image_ids": " ".join(batch["image_ids"]),
                          "lut_loo_spearman": table["fidelity"]["loo_spearman"],
-                         "lut_detection_weight": estimate.detection_weight})
+                         "lut_detection_weight": estimate.detection_weight
+                         if readout == "kernel" else 0.0})
         frame = pd.DataFrame(rows)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         frame.to_csv(args.out, index=False)  # after every batch: an interrupted run keeps its rows
@@ -302,7 +317,7 @@ def main() -> None:
         frame.to_csv(args.out, index=False)
     report(frame, args, {"semi_supervised": lut["semi_supervised"], "lut_lr0": lut.get("lr0"),
                          "lookup": lookup,
-                         "detection_weighting": LUTParams(**lut).detection_weighting,
+                         "object_weighting": LUTParams(**lut).object_weighting,
                          # leave-one-out ρ and skill, chosen bandwidth, detection weight, slope
                          "lut_fidelity": table["fidelity"],
                          "initial_detector": str(args.initial_detector or "trained"),

@@ -84,7 +84,7 @@ def run_step(step: str, size: int, args: argparse.Namespace) -> dict:
     import torch
 
     from mgral_pipelines.mgral.agent import AgentConfig, score_pool, select_top, train_policy
-    from mgral_pipelines.mgral.lookup import LookupConfig, LookupTable, estimate_delta_map
+    from mgral_pipelines.mgral.lookup import Estimator, LookupConfig, LookupTable
 
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
@@ -120,18 +120,21 @@ def run_step(step: str, size: int, args: argparse.Namespace) -> dict:
         started, cpu = time.perf_counter(), cpu_seconds()
         if step == "agent":
             entries = [rng.normal(size=(20, args.dim)).astype(np.float32) for _ in range(6)]
-            table = LookupTable(entries, np.linspace(-0.02, 0.05, 6))
-            lookup = LookupConfig()
+            counts = [rng.integers(0, 4, size=20).astype(float) for _ in range(6)]
+            table = LookupTable(entries, np.linspace(-0.02, 0.05, 6), entry_detections=counts)
+            estimate = Estimator(table, LookupConfig())  # once per table, as the agent does
             config = AgentConfig(batch_size=20)
-            train_policy(pool, lambda b: estimate_delta_map(b, table, lookup), config,
-                         progress=False)
+            # As the agent: the reward reads each image's embedding and its detected objects.
+            reward_inputs = np.column_stack([pool, rng.integers(0, 4, size=size)])
+            train_policy(pool, lambda rows: estimate(rows[:, :-1], rows[:, -1]), config,
+                         progress=False, reward_inputs=reward_inputs)
             result["episodes"] = config.episodes
         else:
             from mgral_pipelines.mgral.agent import SelectionPolicy
 
             policy = SelectionPolicy(args.dim)
             policy.fit_standardisation(torch.as_tensor(pool))
-            scores = score_pool(policy, pool, AgentConfig().chunk_size)
+            scores = score_pool(policy, pool, AgentConfig().sequence_length)
             select_top(scores, [f"img{i:07d}" for i in range(size)], 100)
         result.update(seconds=time.perf_counter() - started, cpu_seconds=cpu_seconds() - cpu)
     result["peak_rss_mib"] = peak_rss_mib()

@@ -6,6 +6,7 @@ import pytest
 from kedro.config import OmegaConfigLoader
 from pydantic import ValidationError
 
+from mgral_pipelines import settings
 from mgral_pipelines.config import DatasetParams
 
 
@@ -28,9 +29,8 @@ BENCHMARK_OUTPUTS = {"benchmark_results": "results.json", "benchmark_al_curve": 
 
 def _benchmark_paths(env, runtime_params=None):
     """(benchmark.output_dir, {dataset: filepath}) as `kedro run --env <env>` resolves them."""
-    loader = OmegaConfigLoader(str(Path(__file__).parents[1] / "conf"), base_env="base",
-                               default_run_env="local", env=env,
-                               runtime_params=runtime_params or {})
+    loader = OmegaConfigLoader(str(Path(__file__).parents[1] / "conf"), env=env,
+                               runtime_params=runtime_params or {}, **settings.CONFIG_LOADER_ARGS)
     catalog = loader["catalog"]
     paths = {name: catalog[name].get("dataset", catalog[name])["filepath"]
              for name in BENCHMARK_OUTPUTS}

@@ -26,7 +26,7 @@ class SplitParams(_Strict):
         100, ge=1, description="initial labelled set L_0; null = every labelled image not in V or T "
         "(only with an unlabelled pool)"
     )
-    seed: int = 0
+    seed: int = Field(0, description="seeds the draw of V, T and L_0")
 
 
 def _names(value: list[str] | str | None) -> list[str] | None:
@@ -42,9 +42,9 @@ class SplitAssignment(_Strict):
     """Labelled images the user names for V, T and L_0: image files, folders of images, or `.txt`
     lists of image paths. A split named here ignores its size in `splits`."""
 
-    val: list[str] | str | None = None
-    test: list[str] | str | None = None
-    initial: list[str] | str | None = None
+    val: list[str] | str | None = Field(None, description="V's images; null: drawn by size")
+    test: list[str] | str | None = Field(None, description="T's images; null: drawn by size")
+    initial: list[str] | str | None = Field(None, description="L_0's images; null: drawn by size")
 
     def paths(self) -> dict[str, list[str]]:
         return {name: _names(getattr(self, name)) for name in ("val", "test", "initial")
@@ -54,7 +54,9 @@ class SplitAssignment(_Strict):
 class DatasetParams(_Strict):
     """Which dataset `prepare` imports (`dataset` in parameters_prepare.yml)."""
 
-    source: Literal["embedded", "yolo", "voc", "coco"] = "embedded"
+    source: Literal["embedded", "yolo", "voc", "coco"] = Field(
+        "embedded", description="the labelled data: the generated embedded dataset, or a YOLO, "
+        "VOC or COCO dataset at `path`")
     path: str | None = Field(
         None, description="data.yaml, VOCdevkit folder or COCO JSON file; for `embedded` the "
         "generated folder (= raw_dir, the default), which DVC's `prepare` stage depends on")
@@ -66,10 +68,10 @@ class DatasetParams(_Strict):
     unlabelled: str | None = Field(
         None, description="folder of images without labels (searched recursively): the pool"
     )
-    assign: SplitAssignment = SplitAssignment()
+    assign: SplitAssignment = Field(SplitAssignment(), description="images named for V, T, L_0")
     raw_dir: str = Field("data/01_raw/embedded", description="where the embedded dataset is written")
     embedded: dict[str, Any] = Field(default_factory=dict, description="EmbeddedDatasetConfig fields")
-    splits: SplitParams = SplitParams()
+    splits: SplitParams = Field(SplitParams(), description="sizes of V, T and L_0, and the seed")
 
     @model_validator(mode="after")
     def _path_for_user_data(self) -> DatasetParams:
@@ -145,7 +147,8 @@ class ALParams(_Strict):
     budget: int = Field(100, ge=1, description="images queried per cycle (B)")
     seed: int = Field(0, description="seed of the strategy's randomness")
     from_cycle: int | None = Field(None, description="continue from this cycle (default: latest)")
-    strategy_options: dict[str, Any] = Field(default_factory=dict)
+    strategy_options: dict[str, Any] = Field(
+        default_factory=dict, description="overrides of the strategy's config dataclass fields")
     pool_detection_conf: float = Field(
         0.05, gt=0, lt=1, description="confidence threshold of the pool predictions strategies see"
     )
@@ -157,10 +160,14 @@ class ALParams(_Strict):
         False, description="advance with the finished images of the batch; the rest return to the pool"
     )
     prelabel_conf: float = Field(
-        0.25, gt=0, lt=1, description="detections at least this confident become pre-annotations"
-    )
-    label_studio: LabelStudioParams = LabelStudioParams()
-    files: ReturnedFilesParams = ReturnedFilesParams()
+        0.25, gt=0, lt=1, description="detections at least this confident are shown to people "
+        "as pre-annotations (boxes to correct): a labelling choice, lower for more boxes to "
+        "delete, higher for more to draw. Not the method's object threshold "
+        "(mgral.features.OBJECT_CONFIDENCE), though both start at ultralytics' 0.25")
+    label_studio: LabelStudioParams = Field(
+        LabelStudioParams(), description="annotator label_studio: the project it fills")
+    files: ReturnedFilesParams = Field(
+        ReturnedFilesParams(), description="annotator files: where the finished labels are")
 
 
 class EmbeddingParams(_Strict):
@@ -184,21 +191,25 @@ class LUTParams(_Strict):
         "variants): a fixed, small number of steps, the same for the reference and every variant; "
         "raised to |L_t| + B for all when that is larger")
     lr0: float | None = Field(
-        None, gt=0, description="learning rate of every variant and the reference; null = "
+        0.0002, gt=0, description="learning rate of every variant and the reference; null = "
         "detector.lr0. A variant starts a fresh optimiser on D_t with no warm-up, so AdamW's first "
         "steps move every weight by about lr0: a rate that fine-tunes a frozen backbone's head can "
-        "wreck a whole network in 8 steps")
+        "wreck a whole network in 8 steps (at 0.002 the demo's variants all fell to mAP 0), hence "
+        "a tenth of detector.lr0")
     stratified_share: float = Field(
         0.75, ge=0, le=1, description="share of candidate batches that over-represent a stratum "
         "of the pool (mgral/candidates.py); the rest are uniform")
     clusters: int = Field(6, ge=1, description="k-means clusters of the embeddings used as strata")
-    metric: Literal["map50_95", "map50"] = Field("map50_95", description="mAP on V used for ΔmAP")
-    detection_weighting: Literal["count", "rarity"] = Field(
-        "rarity", description="what an image's detection coordinate holds (mgral/features.py): "
-        "rarity = its confident detections, each weighted by how rare its predicted class is "
-        "among L_t's labels (class_rarity_weights), so the reward sees which objects a batch "
-        "holds, not only how many (on the transfer benchmark it made MGRAL beat random); count = "
-        "each counts 1. The table keeps the weights; the agent reads them there")
+    map_metric: Literal["map50_95", "map50"] = Field(
+        "map50_95", description="which mAP on V each variant and the reference are scored by; "
+        "an entry's ΔmAP is the difference of the two")
+    object_weighting: Literal["rarity", "uniform"] = Field(
+        "rarity", description="how an image's detected objects are counted, the count the "
+        "reward's trend line reads (mgral/features.py, confident_detections): rarity = each "
+        "confident detection weighs how rare its predicted class is among L_t's labels "
+        "(class_rarity_weights), so the reward sees which objects a batch holds, not only how "
+        "many (on the transfer benchmark it made MGRAL beat random); uniform = each weighs 1. "
+        "The table keeps the weights; the agent reads them there")
     seed: int = Field(0, description="seeds the candidate batches (with the cycle number)")
     executor: Literal["local", "ray"] = Field(
         "local", description="local: this machine (`workers` processes); ray: one Ray task each")
@@ -211,11 +222,11 @@ class LUTParams(_Strict):
 
 
 class AgentParams(_Strict):
-    """The MGRAL policy and its lookup reward (`agent` in parameters_agent.yml).
+    """The MGRAL policy and its lookup reward (`agent` in parameters_agent.yml)."""
 
-    `policy` holds AgentConfig fields (mgral/agent.py) except `batch_size`, which is always the
-    LUT's batch size so rewards compare like with like; `lookup` holds LookupConfig fields.
-    """
-
-    policy: dict[str, Any] = Field(default_factory=dict)
-    lookup: dict[str, Any] = Field(default_factory=dict)
+    policy: dict[str, Any] = Field(
+        default_factory=dict, description="AgentConfig fields (mgral/agent.py), each defaulting "
+        "to AgentConfig's, except batch_size: always al.budget, the size the policy is asked for")
+    lookup: dict[str, Any] = Field(
+        default_factory=dict, description="LookupConfig fields (mgral/lookup.py), each "
+        "defaulting to LookupConfig's: how the reward is read off the LUT")

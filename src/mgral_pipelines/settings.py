@@ -18,7 +18,12 @@ from mgral_pipelines.hooks import (  # noqa: E402
 HOOKS = (PrepareOnFirstRun(), TrackingTags(), TrackImportedLabels(), VersionedDatasetsAreFolders())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
+# Parameters merge softly: a profile (conf/<env>) lists only the values it changes, and a nested
+# key it sets (e.g. `lut: {epochs: 3}`) replaces that value alone instead of base's whole section.
+# The catalog and the other config types keep Kedro's default, where a profile's key replaces
+# base's whole entry (a dataset's definition is never half base, half profile).
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
+    "merge_strategy": {"parameters": "soft"},
 }

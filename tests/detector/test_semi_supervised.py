@@ -20,7 +20,6 @@ from mgral_pipelines.detector.inference import predict
 from mgral_pipelines.detector.semi_supervised import (
     SemiSupervisedDetectionTrainer,
     SemiSupervisedLoss,
-    UncertainAnchors,
     train_semi_supervised,
 )
 from mgral_pipelines.detector.training import ProjectDetectionTrainer, _train_overrides
@@ -171,90 +170,6 @@ def test_zero_weight_keeps_pseudo_labelled_images_out_of_the_update(
     whole, _ = criterion(leaves, batch)
     torch.testing.assert_close(SemiSupervisedLoss(criterion, [])(leaves, batch)[0], whole,
                                rtol=0, atol=0)
-
-
-def _criterion_and_leaves(trained: Trained) -> tuple[Any, Any, dict[str, Any]]:
-    """The package detector in train mode, its ultralytics criterion and its predictions on 4
-    random images as leaves whose gradients the tests read."""
-    model = copy.deepcopy(load_model(trained.weights).yolo.model).float().train()
-    model.args = SimpleNamespace(box=7.5, cls=0.5, dfl=1.5)  # ultralytics' default gains
-    torch.manual_seed(0)
-    with torch.no_grad():
-        preds = model(torch.rand(4, 3, 64, 64))
-    leaves = {"boxes": preds["boxes"].clone().requires_grad_(),
-              "scores": preds["scores"].clone().requires_grad_(),
-              "feats": [f.clone().requires_grad_() for f in preds["feats"]]}
-    return model, model.init_criterion(), leaves
-
-
-@pytest.mark.slow
-def test_uncertain_anchors_stay_out_of_the_unsupervised_classification_loss(
-    detector_trained: Trained,
-) -> None:
-    """The anchors `uncertain` marks on pseudo-labelled images get no classification gradient;
-    the other anchors, and every anchor of the labelled images, keep theirs."""
-    _, criterion, leaves = _criterion_and_leaves(detector_trained)
-    anchors = leaves["scores"].shape[-1]
-    marked = torch.zeros(2, anchors, dtype=torch.bool)
-    marked[0, : anchors // 2] = True  # half the anchors of the first pseudo-labelled image
-    seen: list[torch.Tensor] = []
-
-    def uncertain(images: torch.Tensor) -> torch.Tensor:
-        seen.append(images)
-        return marked
-
-    split = SemiSupervisedLoss(criterion, ["p0.png", "p1.png"], weight=1.0, uncertain=uncertain)
-    loss, _ = split(leaves, _hand_made_batch())
-    loss.sum().backward()
-    grad = leaves["scores"].grad.abs().sum(dim=1)  # (images, anchors)
-
-    assert len(seen) == 1 and seen[0].shape == (2, 3, 64, 64)  # the pseudo-labelled images only
-    assert grad[1, : anchors // 2].sum() == 0
-    assert (grad[1, anchors // 2:] > 0).all() and (grad[3] > 0).all()
-    assert (grad[[0, 2]] > 0).all()
-    assert criterion.bce.__class__.__name__ == "BCEWithLogitsLoss"  # restored after the call
-    plain = SemiSupervisedLoss(criterion, ["p0.png", "p1.png"], weight=1.0)
-    assert plain(leaves, _hand_made_batch())[0][1] > loss[1]  # less classification loss
-
-
-@pytest.mark.slow
-def test_uncertain_anchors_are_where_the_teacher_scores_between_the_thresholds(
-    detector_trained: Trained,
-) -> None:
-    model, _, leaves = _criterion_and_leaves(detector_trained)
-    images = torch.rand(4, 3, 64, 64)
-    with torch.no_grad():
-        scores = copy.deepcopy(model).eval()(images)[0][:, 4:, :].amax(dim=1)
-    low, high = float(scores.quantile(0.25)), float(scores.quantile(0.75))
-
-    mask = UncertainAnchors(copy.deepcopy(model), low, high)(images)
-
-    assert mask.shape == (4, leaves["scores"].shape[-1])
-    torch.testing.assert_close(mask, (scores >= low) & (scores < high))
-    assert 0.3 < mask.float().mean() < 0.7
-
-
-@pytest.mark.slow
-def test_semi_supervised_variant_with_ignored_anchors_trains(
-    detector_trained: Trained, tmp_path: Path
-) -> None:
-    data = detector_trained.dataset
-    semi = replace(SEMI, ignore_conf=0.05)
-
-    weights, info = train_semi_supervised(
-        data.records, data.annotations, data.classes, data.train_ids[:6], data.train_ids[6:],
-        data.val_ids, replace(SEMI_CONFIG, epochs=1), tmp_path, detector_trained.weights, semi,
-        progress=False,
-    )
-
-    load_model(weights)
-    assert info["num_unlabelled"] == 12 and info["train/u_cls_loss"] > 0
-
-
-def test_ignore_conf_must_lie_below_the_pseudo_label_threshold() -> None:
-    assert SemiSupervisedConfig.from_dict({"ignore_conf": "0.1"}).ignore_conf == 0.1
-    with pytest.raises(ValueError, match="ignore_conf"):
-        SemiSupervisedConfig(pseudo_label_conf=0.3, ignore_conf=0.4)
 
 
 def test_mixing_augmentations_combine_one_kind_of_image(

@@ -15,7 +15,7 @@ from mgral_pipelines.mgral.agent import (
     select_top,
     train_policy,
 )
-from mgral_pipelines.mgral.lookup import LookupConfig, LookupTable, estimate_delta_map
+from mgral_pipelines.mgral.lookup import LookupTable, wasserstein_distances
 
 SCORES = torch.tensor([1.2, -0.3, 0.5, 2.0], dtype=torch.float64)
 
@@ -103,8 +103,11 @@ def clustered_toy(seed: int = 0, per_cluster: int = 100, dim: int = 8, batch: in
 
 def test_policy_learns_to_pick_the_rewarding_cluster():
     pool, labels, lut = clustered_toy()
-    reward_fn = lambda batch: estimate_delta_map(batch, lut, LookupConfig(estimator="nearest"))  # noqa: E501, E731
-    config = AgentConfig(hidden_size=32, episodes=240, seed=0)
+    # The reward is any callable: here the nearest LUT entry's ΔmAP.
+    def reward_fn(batch):
+        return lut.delta_map[np.argmin(wasserstein_distances(batch, lut))]
+
+    config = AgentConfig(hidden_size=32, sequence_length=64, episodes=240, seed=0)
     policy, history = train_policy(pool, reward_fn, config, progress=False)
 
     assert set(history) == {"agent/reward", "agent/baseline", "agent/loss", "agent/entropy"}

@@ -17,67 +17,50 @@ from mgral_pipelines.mgral.lookup import (
     wasserstein_distances,
 )
 
-NEAREST = LookupConfig(estimator="nearest")
-
 
 @pytest.fixture
 def lut() -> LookupTable:
     rng = np.random.default_rng(0)
-    # Entries of different sizes, far apart from each other.
+    # Entries of different sizes, far apart from each other, all holding 2 objects per image.
     entries = [rng.normal(loc=10.0 * k, size=(6 + k, 5)) for k in range(4)]
-    return LookupTable(entries, np.array([0.01, 0.03, -0.02, 0.05]))
+    return LookupTable(entries, np.array([0.01, 0.03, -0.02, 0.05]),
+                       entry_detections=[np.full(len(e), 2.0) for e in entries])
 
 
-@pytest.mark.parametrize("metric", ["sqeuclidean", "euclidean"])
-def test_wasserstein_distances_match_pot(lut, metric):
+def test_wasserstein_distances_are_pots_w2_squared(lut):
     batch = np.random.default_rng(1).normal(loc=12.0, size=(8, 5))
     expected = [
-        ot.emd2(ot.unif(len(batch)), ot.unif(len(entry)), ot.dist(batch, entry, metric=metric))
+        ot.emd2(ot.unif(len(batch)), ot.unif(len(entry)), ot.dist(batch, entry, "sqeuclidean"))
         for entry in lut.entry_embeddings
     ]
-    np.testing.assert_allclose(wasserstein_distances(batch, lut, metric), expected)
+    np.testing.assert_allclose(wasserstein_distances(batch, lut), expected)
 
 
-def test_nearest_entry_gives_its_delta_map(lut):
+def test_a_narrow_kernel_gives_the_nearest_entrys_delta_map(lut):
+    """With objects alike the line is flat, and a bandwidth far below the entries' distances
+    leaves only the nearest entry."""
     for k, entry in enumerate(lut.entry_embeddings):
         batch = entry[:5] + 0.01
-        assert estimate_delta_map(batch, lut, NEAREST) == lut.delta_map[k]
-
-
-@pytest.mark.parametrize("k_nearest", [2, 3, 10])
-def test_k_nearest_is_inverse_distance_weighted(lut, k_nearest):
-    batch = np.random.default_rng(2).normal(loc=15.0, size=(8, 5))
-    distances = wasserstein_distances(batch, lut)
-    nearest = np.argsort(distances)[:k_nearest]  # k above the LUT size uses every entry
-    weights = 1.0 / distances[nearest]
-    expected = np.sum(weights * lut.delta_map[nearest]) / weights.sum()
-    got = estimate_delta_map(batch, lut, LookupConfig(estimator="nearest", k_nearest=k_nearest))
-    assert got == pytest.approx(expected)
-    assert lut.delta_map.min() <= got <= lut.delta_map.max()
-
-
-def test_exact_match_returns_that_entry(lut):
-    batch = lut.entry_embeddings[1][::-1]  # same empirical distribution, another order
-    assert estimate_delta_map(batch, lut, LookupConfig(estimator="nearest", k_nearest=3)) == pytest.approx(0.03)
+        estimate = estimate_delta_map(batch, lut, LookupConfig(bandwidth=1e-3), np.full(5, 2.0))
+        assert estimate == pytest.approx(lut.delta_map[k])
 
 
 def test_empty_lut_is_a_clear_error():
+    empty = LookupTable([], np.array([]), entry_detections=[])
     with pytest.raises(ValueError, match="empty"):
-        estimate_delta_map(np.zeros((8, 5)), LookupTable([], np.array([])), LookupConfig())
+        Estimator(empty, LookupConfig())
 
 
 def test_dimension_mismatch_names_both_dims(lut):
     with pytest.raises(ValueError, match=r"dimension 7 .*dimension 5"):
-        estimate_delta_map(np.zeros((8, 7)), lut, LookupConfig())
+        estimate_delta_map(np.zeros((8, 7)), lut, LookupConfig(), np.zeros(8))
 
 
-def test_invalid_tables_and_configs():
+def test_invalid_tables():
     with pytest.raises(ValueError, match="2 entries but 1"):
         LookupTable([np.zeros((2, 3)), np.zeros((2, 3))], np.array([0.1]))
     with pytest.raises(ValueError, match="one d"):
         LookupTable([np.zeros((2, 3)), np.zeros((2, 4))], np.array([0.1, 0.2]))
-    with pytest.raises(ValueError, match="k_nearest"):
-        LookupConfig(k_nearest=0)
 
 
 def test_dict_round_trip_is_json(lut):
@@ -92,11 +75,13 @@ def test_dict_round_trip_is_json(lut):
 
 
 def _smooth_table(noise: float, seed: int = 0) -> LookupTable:
-    """12 entries along a line; ΔmAP grows with the entry's position (plus noise)."""
+    """12 entries along a line, each image holding 2 detected objects (so the trend is flat and
+    the kernel does the work); ΔmAP grows with the entry's position (plus noise)."""
     rng = np.random.default_rng(seed)
     positions = np.linspace(0, 11, 12)
     entries = [rng.normal(loc=p, scale=0.3, size=(10, 3)) for p in positions]
-    return LookupTable(entries, 0.01 * positions + rng.normal(0, noise, len(positions)))
+    return LookupTable(entries, 0.01 * positions + rng.normal(0, noise, len(positions)),
+                       entry_detections=[np.full(10, 2.0) for _ in positions])
 
 
 def test_kernel_regression_limits_are_nearest_and_mean():
@@ -142,28 +127,31 @@ def test_table_fidelity_tells_signal_from_noise():
     flat = table_fidelity(noise, LookupConfig(bandwidth=1e9))
     assert flat["loo_spearman"] == pytest.approx(-1.0)
     assert flat["loo_skill"] == pytest.approx(0.0, abs=1e-6)
-    tiny = LookupTable(noise.entry_embeddings[:2], noise.delta_map[:2])
+    tiny = LookupTable(noise.entry_embeddings[:2], noise.delta_map[:2],
+                       entry_detections=noise.entry_detections[:2])
     assert np.isnan(table_fidelity(tiny, LookupConfig())["loo_spearman"])
+    assert set(table_fidelity(noise, LookupConfig())) == {
+        "loo_spearman", "bandwidth", "trend_slope", "loo_rmse", "loo_skill"}
 
 
-def test_kernel_estimate_interpolates_between_entries():
+def test_the_kernel_interpolates_between_entries():
     table = _smooth_table(0.0)
     estimate = Estimator(table, LookupConfig())
     between = np.random.default_rng(9).normal(loc=5.5, scale=0.3, size=(10, 3))
-    assert 0.045 <= estimate(between) <= 0.065
-    assert estimate(between) == pytest.approx(estimate_delta_map(between, table, LookupConfig()))
+    objects = np.full(10, 2.0)
+    assert 0.045 <= estimate(between, objects) <= 0.065
+    assert estimate(between, objects) == pytest.approx(
+        estimate_delta_map(between, table, LookupConfig(), objects))
     fixed = Estimator(table, LookupConfig(bandwidth=0.5))
     assert fixed.bandwidth == 0.5
 
 
-def test_invalid_estimator_and_bandwidth():
-    with pytest.raises(ValueError, match="estimator"):
-        LookupConfig(estimator="magic")
+def test_invalid_bandwidth():
     with pytest.raises(ValueError, match="bandwidth"):
         LookupConfig(bandwidth=0.0)
 
 
-# --- the detection coordinate and the trend ------------------------------------------------------
+# --- the trend on detected objects ---------------------------------------------------------------
 
 
 def _counting_table(seed: int = 0) -> LookupTable:
@@ -175,30 +163,28 @@ def _counting_table(seed: int = 0) -> LookupTable:
     return LookupTable(entries, 0.004 * objects.mean(axis=1), entry_detections=list(objects))
 
 
-def test_detection_counts_are_weighed_in_when_they_carry_the_gain():
+def test_the_trend_carries_the_tables_slope_beyond_its_entries():
+    """A kernel can only average entries; the line extrapolates to a batch with more objects than
+    any entry, and its leave-one-out refits the line without each entry."""
     table = _counting_table()
-    counted = table_fidelity(table, LookupConfig())
-    assert counted["detection_weight"] > 0
-    assert counted["loo_spearman"] > 0.8 and counted["loo_skill"] > 0.5
-    alone = table_fidelity(table, LookupConfig(detection_weights=[0.0]))
-    assert alone["detection_weight"] == 0 and alone["loo_spearman"] < counted["loo_spearman"]
-    estimate = Estimator(table, LookupConfig())
+    trend = Estimator(table, LookupConfig())
+    assert trend.trend[1] == pytest.approx(0.004, rel=0.05)  # ΔmAP per detected object per image
     embeddings = np.random.default_rng(5).normal(size=(10, 3))
-    many, few = estimate(embeddings, np.full(10, 5)), estimate(embeddings, np.zeros(10))
-    assert many > few
+    assert trend(embeddings, np.full(10, 9)) > table.delta_map.max()
+    most = max(counts.mean() for counts in table.entry_detections)
+    assert trend(embeddings, np.full(10, 9)) == pytest.approx(
+        trend.trend[0] + 9 * trend.trend[1], abs=0.004 * (9 - most))
+    assert trend(embeddings, np.full(10, 5)) > trend(embeddings, np.zeros(10))
+    fidelity = table_fidelity(table, LookupConfig())
+    assert fidelity["loo_spearman"] > 0.9 and fidelity["trend_slope"] > 0
+    flat = LookupTable(table.entry_embeddings, table.delta_map,
+                       [np.full(10, 2.0) for _ in range(len(table))])
+    assert Estimator(flat, LookupConfig()).trend[1] == 0.0
 
 
-def test_counts_that_carry_nothing_keep_the_embeddings_alone():
-    table = _smooth_table(0.0)
-    table.entry_detections = [np.full(len(e), 2.0) for e in table.entry_embeddings]
-    estimate = Estimator(table, LookupConfig())
-    assert estimate.detection_weight == 0.0
-    plain = Estimator(_smooth_table(0.0), LookupConfig())
-    batch = np.random.default_rng(9).normal(loc=5.5, scale=0.3, size=(10, 3))
-    assert estimate(batch, np.full(10, 7.0)) == pytest.approx(plain(batch))
-
-
-def test_a_table_with_counts_needs_the_batch_counts():
+def test_the_read_out_needs_detection_counts():
+    with pytest.raises(ValueError, match="needs entries that hold detection counts"):
+        Estimator(LookupTable([np.zeros((2, 3))], np.array([0.1])), LookupConfig())
     estimate = Estimator(_counting_table(), LookupConfig())
     with pytest.raises(ValueError, match="detection counts"):
         estimate(np.zeros((4, 3)))
@@ -206,8 +192,6 @@ def test_a_table_with_counts_needs_the_batch_counts():
         estimate(np.zeros((4, 3)), np.zeros(3))
     with pytest.raises(ValueError, match="one count per entry image"):
         LookupTable([np.zeros((2, 3))], np.array([0.1]), entry_detections=[np.zeros(3)])
-    with pytest.raises(ValueError, match="detection_weights"):
-        LookupConfig(detection_weights=[-1.0])
 
 
 def test_tables_round_trip_with_and_without_counts():
@@ -217,33 +201,10 @@ def test_tables_round_trip_with_and_without_counts():
                                np.concatenate(table.entry_detections))
     entries = [{"embeddings": e.tolist(), "delta_map": float(d)}
                for e, d in zip(table.entry_embeddings, table.delta_map)]
-    # A table written before counts were stored is read, and queried, on embeddings alone.
-    old = Estimator(LookupTable.from_lut({"entries": entries}), LookupConfig())
-    assert old.coordinate is None
-    assert old(np.zeros((4, 3)), np.ones(4)) == pytest.approx(old(np.zeros((4, 3))))
+    # A table written before counts were stored is read without them (and cannot be queried).
+    assert LookupTable.from_lut({"entries": entries}).entry_detections is None
     entries[0]["detections"] = table.entry_detections[0].tolist()
     assert LookupTable.from_lut({"entries": entries}).entry_detections is None  # all or none
     for entry, counts in zip(entries, table.entry_detections):
         entry["detections"] = counts.tolist()
     assert len(LookupTable.from_lut({"entries": entries}).entry_detections) == len(table)
-
-
-def test_trend_carries_the_tables_slope_beyond_its_entries():
-    """The kernel can only average entries; the trend's line extrapolates to a batch with more
-    objects than any entry, and its leave-one-out refits the line without each entry."""
-    table = _counting_table()
-    trend = Estimator(table, LookupConfig(estimator="trend"))
-    assert trend.trend[1] == pytest.approx(0.004, rel=0.05)  # ΔmAP per detected object per image
-    embeddings = np.random.default_rng(5).normal(size=(10, 3))
-    kernel = Estimator(table, LookupConfig())
-    most = max(counts.mean() for counts in table.entry_detections)
-    assert trend(embeddings, np.full(10, 9)) > kernel(embeddings, np.full(10, 9))
-    assert trend(embeddings, np.full(10, 9)) == pytest.approx(
-        trend.trend[0] + 9 * trend.trend[1], abs=0.004 * (9 - most))
-    fidelity = table_fidelity(table, LookupConfig(estimator="trend"))
-    assert fidelity["loo_spearman"] > 0.9 and fidelity["trend_slope"] > 0
-    flat = LookupTable(table.entry_embeddings, table.delta_map,
-                       [np.full(10, 2.0) for _ in range(len(table))])
-    assert Estimator(flat, LookupConfig(estimator="trend")).trend[1] == 0.0
-    with pytest.raises(ValueError, match='"trend" needs a LUT whose entries hold detection'):
-        Estimator(_smooth_table(0.0), LookupConfig(estimator="trend"))

@@ -36,7 +36,7 @@ def test_mgral_cycle_builds_lut_trains_agent_and_queries(project):
     mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
     run = mlflow.search_runs(experiment_names=["mgral"], output_format="list")[0]
     assert "lut/delta_map_mean" in run.data.metrics
-    assert run.data.metrics["lut/detection_weight"] in (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+    assert {"lut/trend_slope", "lut/bandwidth", "lut/loo_spearman"} <= set(run.data.metrics)
     history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "agent/reward")
     assert len(history) == 4  # 32 episodes / 8 per update
     logged = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
@@ -56,7 +56,7 @@ def _without_timings(project):
 
 
 # Rarity weighting (the default) reads labels, L_t's, to weigh detections: never the pool's.
-MGRAL_RARITY = {**MGRAL, "lut": {"detection_weighting": "rarity"}}
+MGRAL_RARITY = {**MGRAL, "lut": {"object_weighting": "rarity"}}
 
 
 def test_lut_agent_and_query_never_read_the_pool_oracle(project):

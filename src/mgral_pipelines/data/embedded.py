@@ -1,9 +1,10 @@
 """The embedded default dataset: multi-object scenes of real MNIST digits, generated offline.
 
 Everything follows from `EmbeddedDatasetConfig` (seed included), so the same config always gives
-byte-identical files. The scenes are built to make active learning meaningful (DESIGN.md §4): a
-long-tailed class distribution with rare classes, near-duplicate images, empty and clutter-only
-images (distractor digits that are not classes), and objects whose size spans a wide range.
+byte-identical files. The scenes are built to make active learning meaningful (docs/method.md,
+"The embedded dataset"): a long-tailed class distribution with rare classes, near-duplicate images,
+empty and clutter-only images (distractor digits that are not classes), and objects whose size
+spans a wide range.
 
 The output is a YOLO dataset (`images/`, `labels/`, `data.yaml`) plus the same ground truth as
 COCO JSON (`annotations_coco.json`) and a `provenance.json` that records how it was made.

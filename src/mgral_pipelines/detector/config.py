@@ -177,7 +177,8 @@ def _convert(name: str, annotation: str, value: Any, kind: str = "detector") -> 
 
 @dataclass(frozen=True)
 class SemiSupervisedConfig:
-    """The semi-supervised variant's extra parameters (DESIGN.md §2 step 3); `from_dict` as above.
+    """The semi-supervised variant's extra parameters (docs/method.md, step 3); `from_dict` as
+    above.
 
     The variant minimises `L_S + w(t) * L_U`: ultralytics' detection loss on the labelled images
     plus the same loss on the unlabelled images against the starting detector's pseudo-labels.
@@ -187,21 +188,13 @@ class SemiSupervisedConfig:
     """The starting detector's detections scoring at least this are the unlabelled images'
     pseudo-labels (best class per box, NMS at the detector config's eval_iou and max_det); an
     image without any becomes a background image (every anchor a negative)."""
-    ignore_conf: float | None = None
-    """Where D_t's highest class score lies in [ignore_conf, pseudo_label_conf), the anchor is left
-    out of L_U's classification loss: an object D_t half sees is neither a pseudo-label nor
-    background. D_t scores each augmented unlabelled image of a batch on the fly (one extra forward
-    pass). None: every anchor outside a pseudo-label is background, as in plain self-training."""
     unsupervised_weight: float = 1.0
     """w_max, the weight of L_U once the ramp-up is over. 0 keeps the unlabelled images in the
     batches (they still shape batch-norm statistics and mosaics) but out of the gradient."""
-    ramp_up_epochs: float = 3.0
+    ramp_up_epochs: float = 0.0
     """T of the sigmoid ramp-up w(t) = w_max * exp(-5 (1 - min(t, T) / T)^2) (Laine & Aila 2017),
-    t the 0-based epoch, updated at each epoch's start; T = 0 means w = w_max throughout."""
-    checkpoint: str = "last"
-    """"last": the final epoch's weights, validating only once at the end (no per-epoch validation,
-    no early stopping), so that every variant and the reference get exactly the same schedule and
-    V is not also used to pick an epoch. "best": the best epoch on val_ids, as train_detector."""
+    t the 0-based epoch, updated at each epoch's start; T = 0 means w = w_max throughout. Default
+    0: a variant is one short epoch, too short to ramp up in."""
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> SemiSupervisedConfig:
@@ -220,12 +213,8 @@ class SemiSupervisedConfig:
     def __post_init__(self) -> None:
         rules = {
             "pseudo_label_conf": (0.0 <= self.pseudo_label_conf <= 1.0, "in [0, 1]"),
-            "ignore_conf": (self.ignore_conf is None
-                            or 0.0 <= self.ignore_conf <= self.pseudo_label_conf,
-                            "None or in [0, pseudo_label_conf]"),
             "unsupervised_weight": (self.unsupervised_weight >= 0, ">= 0"),
             "ramp_up_epochs": (self.ramp_up_epochs >= 0, ">= 0"),
-            "checkpoint": (self.checkpoint in ("best", "last"), '"best" or "last"'),
         }
         for name, (valid, rule) in rules.items():
             if not valid:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import copy
 import os
 import random
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -45,12 +43,13 @@ def train_semi_supervised(
     validate: bool = True,
 ) -> tuple[bytes, dict[str, float]]:
     """Fine-tune `initial_weights` (the cycle's detector D_t) on `L_S + w(t) * L_U`; return the
-    checkpoint (`semi.checkpoint`: last or best epoch) and info.
+    last epoch's checkpoint and info.
 
     L_S is ultralytics' detection loss on the `labelled_ids` images against their `annotations`;
     L_U the same loss on the `unlabelled_ids` images against D_t's detections scoring at least
-    `semi.pseudo_label_conf`, predicted once before training; with `semi.ignore_conf`, the anchors
-    where D_t is unsure (see `UncertainAnchors`) are left out of L_U's classification loss. Both kinds of image share the train
+    `semi.pseudo_label_conf`, predicted once before training. The last epoch's weights, so every
+    variant and the reference get exactly the same schedule and V picks no epoch (there is no
+    per-epoch validation and no early stopping). Both kinds of image share the train
     list, the batches and ultralytics' augmentation; mosaic, mixup and cutmix combine only images
     of the same kind, so each image is either labelled or pseudo-labelled. `w(t)` follows
     `semi.weight_at(epoch)`. With no `unlabelled_ids` this is the reference variant: the same
@@ -86,7 +85,7 @@ def train_semi_supervised(
     trainer_cls = partial(SemiSupervisedDetectionTrainer, pseudo_files=pseudo_files, semi=semi)
     weights, info = train_detector(
         records, view_annotations, classes, [*labelled_ids, *unlabelled_ids], val_ids, config,
-        run_dir, initial_weights, progress, trainer_cls, keep=semi.checkpoint, validate=validate,
+        run_dir, initial_weights, progress, trainer_cls, keep="last", validate=validate,
     )
     info.update(
         num_labelled=len(labelled_ids),
@@ -109,42 +108,6 @@ def _check_disjoint(labelled: list[str], unlabelled: list[str], val: list[str]) 
             )
 
 
-class UncertainAnchors:
-    """The anchors where the starting detector D_t is unsure: its highest class score there lies in
-    [low, high). Called on a (sub-)batch of preprocessed images, it returns a bool mask (images,
-    anchors) in the anchor order of the detection head, for the images as augmented in this batch.
-
-    An object D_t misses at the pseudo-label threshold is background to the loss, so the variant
-    learns to miss it; where D_t half sees something (a score above `low`) L_U stays silent instead.
-    """
-
-    def __init__(self, teacher: torch.nn.Module, low: float, high: float):
-        self.teacher = teacher.eval().requires_grad_(False)
-        self.low, self.high = float(low), float(high)
-
-    @torch.no_grad()
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        output = self.teacher(images)
-        decoded = output[0] if isinstance(output, (list, tuple)) else output  # (b, 4 + nc, anchors)
-        best = decoded[:, 4:, :].amax(dim=1)
-        return (best >= self.low) & (best < self.high)
-
-
-@contextmanager
-def _ignoring_anchors(criterion: Any, ignored: torch.Tensor | None) -> Iterator[None]:
-    """Within the block, the criterion's per-anchor classification loss (ultralytics' `bce`, with
-    reduction "none") reads 0 at the `ignored` anchors (bool, images x anchors)."""
-    if ignored is None or not hasattr(criterion, "bce"):
-        yield
-        return
-    bce, keep = criterion.bce, (~ignored).unsqueeze(-1)
-    criterion.bce = lambda logits, targets: bce(logits, targets) * keep.to(logits.dtype)
-    try:
-        yield
-    finally:
-        criterion.bce = bce
-
-
 class SemiSupervisedLoss:
     """A detection criterion `(preds, batch) -> (loss, items)` split into `L_S + weight * L_U`.
 
@@ -160,12 +123,10 @@ class SemiSupervisedLoss:
     (L_U parts); a part whose kind is absent from the batch reads 0.
     """
 
-    def __init__(self, criterion: Callable, pseudo_files: Iterable[str], weight: float = 0.0,
-                 uncertain: Callable[[torch.Tensor], torch.Tensor] | None = None):
+    def __init__(self, criterion: Callable, pseudo_files: Iterable[str], weight: float = 0.0):
         self.criterion = criterion
         self.pseudo_files = frozenset(os.path.normpath(f) for f in pseudo_files)
         self.weight = float(weight)
-        self.uncertain = uncertain
 
     def __call__(self, preds: Any, batch: dict[str, Any]) -> tuple[torch.Tensor, dict]:
         device = batch["img"].device
@@ -176,12 +137,9 @@ class SemiSupervisedLoss:
         if not pseudo.any():
             loss, items = self.criterion(preds, batch)
             return loss, {**items, **{f"u_{k}": torch.zeros_like(v) for k, v in items.items()}}
-        pseudo_batch = _sub_batch(batch, pseudo)
-        ignored = self.uncertain(pseudo_batch["img"]) if self.uncertain is not None else None
-        with _ignoring_anchors(self.criterion, ignored):
-            unsupervised, unsup_items = self.criterion(
-                _take(preds, pseudo.nonzero().view(-1)), pseudo_batch
-            )
+        unsupervised, unsup_items = self.criterion(
+            _take(preds, pseudo.nonzero().view(-1)), _sub_batch(batch, pseudo)
+        )
         if pseudo.all():
             supervised = torch.zeros_like(unsupervised)
             sup_items = {k: torch.zeros_like(v) for k, v in unsup_items.items()}
@@ -259,13 +217,7 @@ class SemiSupervisedDetectionTrainer(ProjectDetectionTrainer):
 
     def _install_loss(self, trainer: DetectionTrainer) -> None:
         model = unwrap_model(self.model)
-        uncertain = None
-        if self.semi.ignore_conf is not None and self.pseudo_files:
-            # Taken before the first step: the teacher is D_t, as for the pseudo-labels.
-            uncertain = UncertainAnchors(copy.deepcopy(model), self.semi.ignore_conf,
-                                         self.semi.pseudo_label_conf)
-        self.semi_loss = SemiSupervisedLoss(model.init_criterion(), self.pseudo_files,
-                                            uncertain=uncertain)
+        self.semi_loss = SemiSupervisedLoss(model.init_criterion(), self.pseudo_files)
         model.criterion = self.semi_loss
 
     def _update_weight(self, trainer: DetectionTrainer) -> None:

@@ -1,6 +1,6 @@
 """The MGRAL selection agent: an LSTM policy trained with REINFORCE on LUT rewards.
 
-Method (DESIGN.md §2, steps 4-5):
+Method (docs/method.md, steps 4-5):
   * An episode shows the policy a sequence of `sequence_length` pool images (their embeddings, in a
     random order). A bidirectional LSTM reads the sequence and outputs one score (logit) per image.
   * The action is an ordered batch A of `batch_size` images drawn without replacement from the
@@ -44,12 +44,15 @@ class AgentConfig:
     """Stacked LSTM layers."""
     bidirectional: bool = True
     """Read the sequence both ways, so each image's score sees the images before and after it."""
-    sequence_length: int = 64
-    """Images per episode, drawn from the pool without replacement (capped at the pool size)."""
+    sequence_length: int = 256
+    """Images per episode, drawn from the pool without replacement (capped at the pool size); the
+    batch of B is picked among them, and query scoring uses contexts of this size. Default 256."""
     batch_size: int = 8
-    """Images selected per episode: the query budget B, which is also the LUT's batch size."""
-    episodes: int = 300
-    """Total training episodes (one sampled batch and one reward each)."""
+    """Images selected per episode: the query budget B. The agent pipeline always sets it to
+    al.budget (so rewards compare like with like); 8 serves direct use."""
+    episodes: int = 2000
+    """Total training episodes (one sampled batch and one reward each). A reward is a LUT look-up
+    costing milliseconds, so episodes are cheap. Default 2000."""
     episodes_per_update: int = 8
     """Episodes averaged into one policy-gradient step."""
     learning_rate: float = 3e-3

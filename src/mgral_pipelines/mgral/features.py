@@ -4,12 +4,13 @@ The LUT's reward compares batches by their embeddings alone (Wasserstein distanc
 that picks the batch can read more. Beside the cycle's (PCA-reduced) embedding it gets, from D_t's
 own detections of the image (never the oracle's labels):
   * uncertainty: the largest and the mean normalised entropy of a detection's class scores;
-  * how much is there: log(1 + number of detections above `confidence`) and their summed score;
+  * how much is there: log(1 + number of detections scoring at least OBJECT_CONFIDENCE) and their
+    summed score;
   * what is there: the predicted-class histogram of those detections (shares, summing to 1 or 0).
 The policy standardises every input over the pool, so the scales of these features do not matter.
 The LUT's look-up reads one of them too: each image's number of confident detections
-(`confident_detections`), optionally each weighted by how rare its predicted class is among L_t's
-labels (`class_rarity_weights`, `lut.detection_weighting: rarity`).
+(`confident_detections`), by default each weighted by how rare its predicted class is among L_t's
+labels (`class_rarity_weights`, `lut.object_weighting: rarity`).
 """
 
 from __future__ import annotations
@@ -20,12 +21,15 @@ from typing import Any
 import numpy as np
 
 DETECTION_FEATURES = 4  # max entropy, mean entropy, log(1 + count), summed score
-CONFIDENCE = 0.25
-"""The score from which a detection counts as an object D_t sees (ultralytics' predict default)."""
+OBJECT_CONFIDENCE = 0.25
+"""The score from which a detection counts as an object D_t sees: the objects the reward's trend
+line counts, the policy's detection features, and (in reports) the predicted classes of a query.
+Ultralytics' predict default. Not `al.prelabel_conf`, which decides what people are shown as
+pre-annotations to correct: a labelling choice that may differ with no change to the method."""
 
 
 def confident_detections(detections: Sequence[Mapping[str, Any]],
-                         confidence: float = CONFIDENCE,
+                         confidence: float = OBJECT_CONFIDENCE,
                          class_weights: Sequence[float] | None = None) -> float:
     """How many of one image's detections score at least `confidence`; with `class_weights`, each
     counts the weight of its predicted class instead of 1."""
@@ -68,7 +72,7 @@ def class_counts(objects: Sequence[Mapping[str, Any]], num_classes: int) -> np.n
 
 
 def detection_features(detections: Sequence[Mapping[str, Any]], num_classes: int,
-                       confidence: float = CONFIDENCE) -> np.ndarray:
+                       confidence: float = OBJECT_CONFIDENCE) -> np.ndarray:
     """(DETECTION_FEATURES + num_classes,) summary of one image's detections (see module doc)."""
     entropies = [_normalised_entropy(d["class_scores"]) for d in detections]
     confident = [d for d in detections if d["score"] >= confidence]

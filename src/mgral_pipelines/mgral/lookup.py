@@ -1,34 +1,28 @@
-"""The look-up table (LUT) and the agent's reward: ΔmAP estimated by Wasserstein look-up.
+"""The look-up table (LUT) and the agent's reward: ΔmAP read off it (docs/method.md, steps 3-4).
 
-Method (DESIGN.md §2, step 3-4):
   * Building the LUT is the expensive part and happens elsewhere: for each of K candidate batches
     S_k drawn from the pool, a semi-supervised detector variant is trained on L_t plus S_k (without
-    its labels) and evaluated on V. The LUT keeps the pair
-    (embeddings of S_k, ΔmAP_k = mAP_V(variant_k) - mAP_V(reference)).
-  * The reward of a batch A chosen by the agent is then a look-up instead of a detector training:
-    compute the exact Wasserstein distance W_k (optimal transport, POT) between the empirical
-    distribution of A's images and that of every S_k's, and read ΔmAP off the table:
-      - "kernel" (default): Nadaraya-Watson regression, Σ_k e^(-W_k/h) ΔmAP_k / Σ_k e^(-W_k/h), with
-        the bandwidth h chosen by leave-one-out cross-validation on the table itself (small h is
-        the nearest entry, large h the table's mean: the data decide how far an entry's ΔmAP
-        carries);
-      - "nearest": the nearest entry's ΔmAP, or the inverse-distance-weighted mean of the k nearest;
-      - "trend": a line of ΔmAP on the batch's mean number of objects D_t detects per image,
-        fitted to the entries by least squares, plus the kernel on what the line leaves. The
-        kernel alone can only average nearby entries; the line carries the table's trend to
-        batches with more or fewer objects than any entry (README "Measured", the yardstick).
-  * An image is a point of its embedding plus, when the table knows them, one more coordinate: the
-    number of objects D_t detects in it, standardised over the table's images and scaled to
-    s times the embeddings' spread. Pooled embeddings barely tell batches apart, while how many
-    objects a batch holds is what its labels are mostly worth (the yardstick's look-up study,
-    README "Measured"). The weight s is chosen with h by leave-one-out cross-validation over
-    `detection_weights` (s = 0 is the embedding alone), so each table decides how much it counts.
+    its labels) and evaluated on V. The LUT keeps, per entry, the embeddings of S_k's images, how
+    many objects D_t detects in each of them, and ΔmAP_k = mAP_V(variant_k) - mAP_V(reference).
+  * The reward of a batch A chosen by the agent is then a look-up instead of a detector training,
+    in two parts (the "trend" read-out):
+      - a line: ΔmAP on the batch's mean number of detected objects per image, fitted to the
+        entries by least squares. How many objects a batch holds is what its labels are mostly
+        worth, and the line carries the table's trend to batches with more or fewer objects than
+        any entry;
+      - plus a kernel on what the line leaves: Nadaraya-Watson regression of the entries'
+        residuals, Σ_k e^(-W_k/h) r_k / Σ_k e^(-W_k/h), W_k the exact Wasserstein distance
+        (optimal transport, POT, squared Euclidean ground cost) between the empirical
+        distributions of A's and S_k's embeddings, the bandwidth h chosen by leave-one-out
+        cross-validation on the table (small h is the nearest entry, large h the residuals' mean:
+        the data decide how far an entry's residual carries).
   * The same leave-one-out predictions tell how well the table predicts its own entries
     (`table_fidelity`: Spearman ρ between each entry's ΔmAP and its prediction from the others),
     so every LUT build measures its own fidelity for free.
 
 Every batch is an empirical distribution with uniform weights over its images, so batches of
-different sizes can be compared.
+different sizes can be compared. Read-outs that were tried and retired (the kernel alone, the
+nearest entries, a detection-count coordinate) are listed in docs/method.md.
 """
 
 from __future__ import annotations
@@ -116,38 +110,13 @@ class LookupTable:
 
 @dataclass(frozen=True)
 class LookupConfig:
-    """How a batch's ΔmAP is read off the LUT."""
+    """How a batch's ΔmAP is read off the LUT (`agent.lookup`)."""
 
-    estimator: str = "kernel"
-    """"kernel": Nadaraya-Watson regression on exp(-W/h) over every entry; "nearest": the k
-    nearest entries (see k_nearest); "trend": a least-squares line on the batch's mean number of
-    detected objects per image, plus the kernel on what the line leaves of each entry's ΔmAP (W
-    on embeddings alone; a wide h leaves the line alone). "trend" needs a table with counts."""
     bandwidth: float | None = None
-    """h of the kernel, in units of W; None chooses it by leave-one-out cross-validation on the
-    table (`choose_bandwidth`)."""
-    k_nearest: int = 1
-    """With estimator "nearest": 1 = the nearest entry's ΔmAP; >1 = inverse-distance-weighted mean
-    ΔmAP of the k nearest entries (capped at the LUT size)."""
-    metric: str = "sqeuclidean"
-    """Ground cost between two images' points, passed to `ot.dist` ('sqeuclidean' gives W2²,
-    'euclidean' gives W1)."""
-    detection_weights: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
-    """Candidate weights s of the detection coordinate (module doc), chosen with h by leave-one-out
-    cross-validation; ties take the smaller s. [0.0] uses the embeddings alone; a table without
-    detection counts always does."""
+    """h of the kernel on the line's residuals, in units of W (squared Euclidean ground cost).
+    Default None: chosen by leave-one-out cross-validation on each table (`choose_bandwidth`)."""
 
     def __post_init__(self) -> None:
-        weights = tuple(float(w) for w in self.detection_weights)
-        object.__setattr__(self, "detection_weights", weights)  # a YAML list becomes a tuple
-        if not self.detection_weights or min(self.detection_weights) < 0:
-            raise ValueError("detection_weights must be a non-empty list of weights >= 0, got "
-                             f"{list(self.detection_weights)}")
-        if self.k_nearest < 1:
-            raise ValueError(f"k_nearest must be >= 1, got {self.k_nearest}")
-        if self.estimator not in ("kernel", "nearest", "trend"):
-            raise ValueError('estimator must be "kernel", "nearest" or "trend", got '
-                             f"{self.estimator!r}")
         if self.bandwidth is not None and not self.bandwidth > 0:
             raise ValueError(f"bandwidth must be > 0 or null, got {self.bandwidth}")
 
@@ -166,65 +135,32 @@ def _check_batch(batch: np.ndarray, lut: LookupTable) -> np.ndarray:
     return batch
 
 
-def pairwise_wasserstein(clouds: list[np.ndarray], metric: str = "sqeuclidean") -> np.ndarray:
-    """(K, K) exact optimal-transport costs between point clouds, uniform weights, zero diagonal."""
+def pairwise_wasserstein(clouds: list[np.ndarray]) -> np.ndarray:
+    """(K, K) exact optimal-transport costs between point clouds, uniform weights, squared
+    Euclidean ground cost (W2²), zero diagonal."""
     size = len(clouds)
     matrix = np.zeros((size, size))
     for i in range(size):
         for j in range(i + 1, size):
             a, b = clouds[i], clouds[j]
-            matrix[i, j] = matrix[j, i] = ot.emd2(ot.unif(len(a)), ot.unif(len(b)),
-                                                  ot.dist(a, b, metric=metric))
+            matrix[i, j] = matrix[j, i] = ot.emd2(ot.unif(len(a)), ot.unif(len(b)), ot.dist(a, b))
     return matrix
 
 
-def _distances_to(points: np.ndarray, clouds: list[np.ndarray], metric: str) -> np.ndarray:
+def _distances_to(points: np.ndarray, clouds: list[np.ndarray]) -> np.ndarray:
     weights = ot.unif(points.shape[0])
-    return np.array([ot.emd2(weights, ot.unif(len(cloud)), ot.dist(points, cloud, metric=metric))
+    return np.array([ot.emd2(weights, ot.unif(len(cloud)), ot.dist(points, cloud))
                      for cloud in clouds])
 
 
-def wasserstein_distances(
-    batch: np.ndarray, lut: LookupTable, metric: str = "sqeuclidean"
-) -> np.ndarray:
-    """(K,) exact optimal-transport cost between `batch`'s embeddings and each LUT entry's."""
-    return _distances_to(_check_batch(batch, lut), lut.entry_embeddings, metric)
+def wasserstein_distances(batch: np.ndarray, lut: LookupTable) -> np.ndarray:
+    """(K,) exact optimal-transport cost (W2²) between `batch`'s embeddings and each entry's."""
+    return _distances_to(_check_batch(batch, lut), lut.entry_embeddings)
 
 
-@dataclass(frozen=True)
-class DetectionCoordinate:
-    """Turns detection counts into the extra coordinate of an image's point: standardised over the
-    table's images, times the embeddings' spread (root of their total variance), times s."""
-
-    mean: float
-    std: float
-    spread: float
-
-    @classmethod
-    def fit(cls, lut: LookupTable) -> DetectionCoordinate | None:
-        """From the table's own images; None for a table without detection counts."""
-        if lut.entry_detections is None or len(lut) == 0:
-            return None
-        counts = np.concatenate(lut.entry_detections)
-        embeddings = np.concatenate(lut.entry_embeddings)
-        return cls(mean=float(counts.mean()), std=float(counts.std()) or 1.0,
-                   spread=float(np.sqrt(embeddings.var(axis=0).sum())) or 1.0)
-
-    def points(self, embeddings: np.ndarray, detections: np.ndarray, weight: float) -> np.ndarray:
-        """(n, d + 1): each image's embedding and its scaled detection count."""
-        detections = np.asarray(detections, dtype=np.float64).reshape(-1)
-        if len(detections) != len(embeddings):
-            raise ValueError(f"got {len(detections)} detection counts for {len(embeddings)} images")
-        return np.column_stack([embeddings,
-                                weight * self.spread * (detections - self.mean) / self.std])
-
-
-def _entry_clouds(lut: LookupTable, coordinate: DetectionCoordinate | None,
-                  weight: float) -> list[np.ndarray]:
-    if coordinate is None:
-        return lut.entry_embeddings
-    return [coordinate.points(e, c, weight)
-            for e, c in zip(lut.entry_embeddings, lut.entry_detections or [], strict=True)]
+def entry_distances(lut: LookupTable) -> np.ndarray:
+    """(K, K) Wasserstein distances (W2²) between the table's own entries' embeddings."""
+    return pairwise_wasserstein(lut.entry_embeddings)
 
 
 def fit_trend(objects: np.ndarray, delta_map: np.ndarray) -> tuple[float, float]:
@@ -237,36 +173,25 @@ def fit_trend(objects: np.ndarray, delta_map: np.ndarray) -> tuple[float, float]
 
 
 class Estimator:
-    """Reads ΔmAP off one LUT. Built once per table: the detection weight s, the trend and the
-    bandwidth h are fitted here (cross-validated where the config leaves them open), so each of
-    the agent's thousands of look-ups costs K transports."""
+    """Reads ΔmAP off one LUT: the line on detected objects plus the kernel on its residuals.
+
+    Built once per table: the line and the bandwidth h are fitted here (h cross-validated unless
+    the config fixes it), so each of the agent's thousands of look-ups costs K transports.
+    """
 
     def __init__(self, lut: LookupTable, config: LookupConfig) -> None:
+        if len(lut) == 0:
+            raise ValueError("the look-up table is empty: build at least one entry before "
+                             "querying it")
+        if lut.entry_detections is None:
+            raise ValueError("the LUT's read-out needs entries that hold detection counts; this "
+                             "table has none (a table written before they were stored): rebuild "
+                             "it with `kedro run --pipeline=lut`")
         self.lut, self.config = lut, config
-        self.coordinate = DetectionCoordinate.fit(lut)
-        self.trend = (0.0, 0.0)  # intercept and slope on objects per image; used by "trend"
-        self.targets = lut.delta_map  # what the kernel regresses: ΔmAP, or what the line leaves
-        candidates = config.detection_weights if self.coordinate is not None else (0.0,)
-        if config.estimator == "trend":
-            if lut.entry_detections is None:
-                raise ValueError('estimator "trend" needs a LUT whose entries hold detection '
-                                 "counts; this table has none (rebuild it with `kedro run "
-                                 '--pipeline=lut`) or use estimator "kernel"')
-            self.trend = fit_trend(self.entry_objects(), lut.delta_map)
-            self.targets = lut.delta_map - self._line(self.entry_objects())
-            candidates = (0.0,)  # the count enters through the line
-        best: tuple[float, float, float, np.ndarray] | None = None
-        for weight in sorted(candidates):
-            distances = pairwise_wasserstein(_entry_clouds(lut, self.coordinate, weight),
-                                             config.metric)
-            bandwidth = config.bandwidth or choose_bandwidth(distances, self.targets)
-            error = (float(np.mean((leave_one_out(distances, self.targets, bandwidth)
-                                    - self.targets) ** 2)) if len(lut) > 1 else 0.0)
-            if best is None or error < best[0] * (1 - 1e-9):
-                best = (error, weight, bandwidth, distances)
-        assert best is not None  # config validation keeps detection_weights non-empty
-        _, self.detection_weight, self.bandwidth, self.distances = best
-        self.entry_clouds = _entry_clouds(lut, self.coordinate, self.detection_weight)
+        self.trend = fit_trend(self.entry_objects(), lut.delta_map)  # (intercept, slope)
+        self.residuals = lut.delta_map - self._line(self.entry_objects())
+        self.distances = entry_distances(lut)
+        self.bandwidth = config.bandwidth or choose_bandwidth(self.distances, self.residuals)
 
     def entry_objects(self) -> np.ndarray:
         """(K,) each entry's mean number of detected objects per image."""
@@ -277,25 +202,21 @@ class Estimator:
         return intercept + slope * np.asarray(objects, dtype=np.float64)
 
     def __call__(self, batch: np.ndarray, detections: np.ndarray | None = None) -> float:
-        """The estimated ΔmAP of the batch whose images have these embeddings and (for a table
-        that holds detection counts) these numbers of detected objects."""
+        """The estimated ΔmAP of the batch whose images have these embeddings and these numbers
+        of detected objects (`features.confident_detections`, weighted as the table's)."""
         batch = _check_batch(batch, self.lut)
-        if self.coordinate is not None:
-            if detections is None:
-                raise ValueError("this LUT holds detection counts: pass the batch's detection "
-                                 "counts (features.confident_detections) with its embeddings")
-            batch = self.coordinate.points(batch, detections, self.detection_weight)
-        distances = _distances_to(batch, self.entry_clouds, self.config.metric)
-        if self.config.estimator == "nearest":
-            return _nearest(distances, self.lut.delta_map, self.config.k_nearest)
-        line = float(self._line(np.mean(detections))) if self.config.estimator == "trend" else 0.0
-        return line + kernel_regression(distances, self.targets, self.bandwidth)
+        if detections is None:
+            raise ValueError("this LUT holds detection counts: pass the batch's detection "
+                             "counts (features.confident_detections) with its embeddings")
+        if np.size(detections) != len(batch):
+            raise ValueError(f"got {np.size(detections)} detection counts for {len(batch)} images")
+        distances = _distances_to(batch, self.lut.entry_embeddings)
+        return float(self._line(np.mean(detections))) + kernel_regression(
+            distances, self.residuals, self.bandwidth)
 
     def leave_one_out(self) -> np.ndarray:
-        """Each entry's ΔmAP predicted from the other entries (the kernel's, or for "trend" the
-        line refitted without the entry plus the kernel on the others' residuals)."""
-        if self.config.estimator != "trend":
-            return leave_one_out(self.distances, self.lut.delta_map, self.bandwidth)
+        """Each entry's ΔmAP predicted from the other entries: the line refitted without the
+        entry, plus the kernel on the others' residuals."""
         objects, delta_map = self.entry_objects(), self.lut.delta_map
         predictions = []
         for k in range(len(delta_map)):
@@ -308,10 +229,10 @@ class Estimator:
 
 
 def estimate_delta_map(batch: np.ndarray, lut: LookupTable, config: LookupConfig,
-                       detections: np.ndarray | None = None) -> float:
+                       detections: np.ndarray) -> float:
     """The agent's reward: the LUT's estimate of the ΔmAP that labelling `batch` would bring.
 
-    Cross-validates the table on every call; the agent uses one `Estimator` instead.
+    Fits the table on every call; the agent uses one `Estimator` instead.
     """
     return Estimator(lut, config)(batch, detections)
 
@@ -321,11 +242,6 @@ def kernel_regression(distances: np.ndarray, delta_map: np.ndarray, bandwidth: f
     distances = np.asarray(distances, dtype=np.float64)
     weights = np.exp(-(distances - distances.min()) / bandwidth)
     return float(np.sum(weights * delta_map) / np.sum(weights))
-
-
-def entry_distances(lut: LookupTable, metric: str = "sqeuclidean") -> np.ndarray:
-    """(K, K) Wasserstein distances between the table's own entries' embeddings."""
-    return pairwise_wasserstein(lut.entry_embeddings, metric)
 
 
 def leave_one_out(distances: np.ndarray, delta_map: np.ndarray, bandwidth: float) -> np.ndarray:
@@ -352,14 +268,13 @@ def choose_bandwidth(distances: np.ndarray, delta_map: np.ndarray) -> float:
 
 
 def table_fidelity(lut: LookupTable, config: LookupConfig) -> dict[str, float]:
-    """How well the table predicts its own entries, by leave-one-out kernel regression with the
-    estimator's cross-validated detection weight and bandwidth (and, for "trend", its line refitted
-    without each entry).
+    """How well the table predicts its own entries: `Estimator.leave_one_out` (the line refitted
+    without each entry, the kernel with the table's bandwidth).
 
     `loo_spearman` is Spearman's ρ between each entry's ΔmAP and its prediction from the other
-    entries (NaN below 3 entries or when either side is constant). The weight and bandwidth are
-    chosen on the same predictions, so ρ is slightly optimistic; it still tells a table that ranks
-    batches (ρ well above 0) from one whose entries are noise (ρ near or below 0).
+    entries (NaN below 3 entries or when either side is constant). The bandwidth is chosen on the
+    same predictions, so ρ is slightly optimistic; it still tells a table that ranks batches
+    (ρ well above 0) from one whose entries are noise (ρ near or below 0).
 
     `loo_skill` is 1 - (squared error of those predictions) / (squared error of predicting each
     entry by the mean of the others): above 0 the table tells entries apart, at 0 the reward
@@ -368,9 +283,7 @@ def table_fidelity(lut: LookupTable, config: LookupConfig) -> dict[str, float]:
     whose ρ with y is exactly -1 however good the entries are.
     """
     estimator = Estimator(lut, config)
-    chosen = {"bandwidth": float(estimator.bandwidth),
-              "detection_weight": float(estimator.detection_weight),
-              "trend_slope": estimator.trend[1]}
+    chosen = {"bandwidth": float(estimator.bandwidth), "trend_slope": estimator.trend[1]}
     if len(lut) < 3:
         return {"loo_spearman": float("nan"), **chosen}
     predictions = estimator.leave_one_out()
@@ -385,15 +298,3 @@ def table_fidelity(lut: LookupTable, config: LookupConfig) -> dict[str, float]:
     return {"loo_spearman": rho, **chosen,
             "loo_rmse": float(np.sqrt(squared)),
             "loo_skill": float(1 - squared / baseline) if baseline > 0 else float("nan")}
-
-
-def _nearest(distances: np.ndarray, delta_map: np.ndarray, k_nearest: int) -> float:
-    nearest = np.argsort(distances, kind="stable")[:k_nearest]
-    if k_nearest == 1:
-        return float(delta_map[nearest[0]])
-    # An exact match (distance 0) is the answer: its inverse distance would be infinite.
-    exact = nearest[distances[nearest] <= 0.0]
-    if exact.size:
-        return float(delta_map[exact].mean())
-    weights = 1.0 / distances[nearest]
-    return float(np.sum(weights * delta_map[nearest]) / np.sum(weights))

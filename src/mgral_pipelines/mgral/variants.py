@@ -73,7 +73,7 @@ def _train_and_evaluate(job: VariantJob) -> dict[str, Any]:
         labelled_ids=job.labelled_ids, unlabelled_ids=job.unlabelled_ids, val_ids=job.val_ids,
         config=job.config, run_dir=Path(job.run_dir), initial_weights=job.initial_weights,
         semi=job.semi, progress=False,
-        validate=job.semi.checkpoint == "best",  # the last epoch is scored on V just below
+        validate=False,  # the last epoch is scored on V just below
     )
     metrics = adapter.evaluate_detector(
         checkpoint, job.records, job.annotations, job.classes, job.val_ids, job.config,
@@ -125,10 +125,10 @@ def _finished_file(folder: Path, job: VariantJob) -> Path:
     return folder / f"{job.name}-{digest[:20]}.json"
 
 
-def delta_map_table(results: list[dict[str, Any]], metric: str) -> dict[str, Any]:
-    """Split the reference from the candidates and attach ΔmAP_k to each candidate."""
+def delta_map_table(results: list[dict[str, Any]], map_metric: str) -> dict[str, Any]:
+    """Split the reference from the candidates and attach ΔmAP_k (in `map_metric`, "map50_95" or
+    "map50") to each candidate."""
     reference = next(r for r in results if r["name"] == "reference")
-    entries = [
-        {**r, "delta_map": r[metric] - reference[metric]} for r in results if r["name"] != "reference"
-    ]
-    return {"reference": reference, "entries": entries, "metric": metric}
+    entries = [{**r, "delta_map": r[map_metric] - reference[map_metric]}
+               for r in results if r["name"] != "reference"]
+    return {"reference": reference, "entries": entries, "map_metric": map_metric}

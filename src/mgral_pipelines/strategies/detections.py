@@ -2,7 +2,7 @@
 
 With the shipped read-out, MGRAL's reward of a batch is a line on the batch's mean number of D_t's
 confident detections per image, each weighted by how rare its predicted class is among L_t's labels
-(`lut.detection_weighting: rarity`), plus a kernel on what the line leaves. These strategies keep
+(`lut.object_weighting: rarity`), plus a kernel on what the line leaves. These strategies keep
 that coordinate and drop the machinery (variants, table, policy), so a benchmark can tell whether
 the machinery adds anything to it:
 
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mgral_pipelines.mgral.features import (
-    CONFIDENCE,
+    OBJECT_CONFIDENCE,
     confident_detections,
     rarity_weights_from_counts,
 )
@@ -32,7 +32,7 @@ from mgral_pipelines.strategies.base import PoolView, Selection, check_budget, t
 class DetectionsConfig:
     """The detection count's threshold."""
 
-    confidence: float = CONFIDENCE
+    confidence: float = OBJECT_CONFIDENCE
     """A detection counts from this score on; 0.25 is the threshold MGRAL's look-up counts with."""
 
     def __post_init__(self) -> None:

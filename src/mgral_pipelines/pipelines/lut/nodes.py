@@ -70,7 +70,7 @@ def build_lut(
 
     Only the labels of L_t and V are passed on: the candidates' labels are never read. Each entry
     keeps its images' embeddings and their numbers of objects D_t detects (the look-up's points),
-    weighted by class rarity with `lut.detection_weighting: rarity` (the table's `class_weights`).
+    weighted by class rarity with `lut.object_weighting: rarity` (the table's `class_weights`).
     The table's leave-one-out fidelity is measured with the agent's look-up settings
     (`agent.lookup`).
     """
@@ -106,11 +106,11 @@ def build_lut(
     started = time.perf_counter()
     executor = execution.executor_from(params)
     results = variants.train_variants(jobs, executor, finished_dir=folder / "finished")
-    table = variants.delta_map_table(results, params.metric)
+    table = variants.delta_map_table(results, params.map_metric)
     seconds = time.perf_counter() - started
 
     weights = (class_rarity_weights(state["labels"], len(image_index["classes"])).tolist()
-               if params.detection_weighting == "rarity" else None)
+               if params.object_weighting == "rarity" else None)
     for entry, batch in zip(table["entries"], candidates, strict=True):
         entry["embeddings"] = vectors[[row_of[i] for i in entry["image_ids"]]].tolist()
         entry["detections"] = [confident_detections(detections[i], class_weights=weights)
@@ -124,10 +124,9 @@ def build_lut(
     fidelity = table_fidelity(LookupTable.from_lut(table), LookupConfig(**AgentParams(**agent).lookup))
     table["fidelity"] = fidelity
     logger.info("LUT of %d variants in %.0f s: ΔmAP mean %.4f, min %.4f, max %.4f; "
-                "leave-one-out Spearman ρ %.3f (trend %+.4f per object per image, detection "
-                "weight %g, bandwidth %.3g)", len(deltas), seconds, np.mean(deltas), min(deltas),
-                max(deltas), fidelity["loo_spearman"], fidelity["trend_slope"],
-                fidelity["detection_weight"], fidelity["bandwidth"])
+                "leave-one-out Spearman ρ %.3f (trend %+.4f per object per image, bandwidth "
+                "%.3g)", len(deltas), seconds, np.mean(deltas), min(deltas), max(deltas),
+                fidelity["loo_spearman"], fidelity["trend_slope"], fidelity["bandwidth"])
     if not fidelity.get("loo_skill", 0) > 0:
         logger.warning("The LUT's entries do not predict each other better than their mean "
                        "(leave-one-out skill %.3f): this cycle's reward barely tells batches "
@@ -135,7 +134,8 @@ def build_lut(
                        fidelity.get("loo_skill", float("nan")))
     metrics = {
         "lut/delta_map_mean": float(np.mean(deltas)), "lut/delta_map_std": float(np.std(deltas)),
-        "lut/delta_map_max": max(deltas), "lut/reference_map": table["reference"][params.metric],
+        "lut/delta_map_max": max(deltas),
+        "lut/reference_map": table["reference"][params.map_metric],
         "lut/build_seconds": seconds,
         **{f"lut/{key}": value for key, value in fidelity.items()},
         "lut/variant_seconds_median": statistics.median(
