@@ -56,9 +56,6 @@ class BenchmarkParams(BaseModel):
     strategy_options: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="per-strategy config overrides, e.g. {ppal: {...}}"
     )
-    class_report_conf: float = Field(
-        0.25, gt=0, lt=1, description="detections this confident count as predicted objects"
-    )
     keep_scratch: bool = Field(
         False, description="keep ultralytics' folders under <detector.run_dir>/benchmark/ (local)"
     )

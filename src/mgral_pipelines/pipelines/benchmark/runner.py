@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 
 from mgral_pipelines import al_state, benchmark_tracking, execution
 from mgral_pipelines.config import DatasetParams
+from mgral_pipelines.mgral.features import OBJECT_CONFIDENCE
 from mgral_pipelines.pipelines.agent.nodes import train_agent
 from mgral_pipelines.pipelines.al_cycle.nodes import annotate_from_oracle, update_state
 from mgral_pipelines.pipelines.benchmark import data_sets, provenance, records
@@ -203,7 +204,7 @@ def _make_run(strategy: str, data: _SeedData, params: BenchmarkParams, detector:
 
 
 def _run_cycle(state: dict[str, Any], run: _Run, data: _SeedData, detector: _Detector,
-               final: bool, class_report_conf: float) -> dict[str, Any]:
+               final: bool) -> dict[str, Any]:
     """Train and evaluate D_t; unless `final`, query B images, annotate them and advance.
 
     `wall_time_s` sums the steps this strategy used, so a shared cycle-0 detector counts for every
@@ -249,7 +250,7 @@ def _run_cycle(state: dict[str, Any], run: _Run, data: _SeedData, detector: _Det
             "image_ids": ids,
             "scores": [float(s) for s in frame["score"]],
             "predicted_classes": [classes[d["class_id"]] for i in ids for d in detections.get(i, [])
-                                  if d["score"] >= class_report_conf],
+                                  if d["score"] >= OBJECT_CONFIDENCE],
             "true_classes": [classes[box["class_id"]] for i in ids for box in new_labels[i]],
             "boxes": sum(len(new_labels[i]) for i in ids),
             "empty_images": sum(not new_labels[i] for i in ids),
@@ -299,8 +300,7 @@ def _curve(job: _CurveJob) -> Iterator[dict[str, Any]]:
     state = records.replay(data.initial_state, job.done, data.oracle, run.strategy)
     for t in range(len(job.done), params.cycles + 1):
         detector = first if t == 0 else detector_for(state)
-        record = _run_cycle(state, run, data, detector, t == params.cycles,
-                            params.class_report_conf)
+        record = _run_cycle(state, run, data, detector, t == params.cycles)
         if not params.keep_scratch:
             shutil.rmtree(Path(run.detector["run_dir"]) / f"cycle_{t}", ignore_errors=True)
         yield record
