@@ -1,7 +1,7 @@
 """Every table and figure of a strategy benchmark, recomputed from its committed records alone.
 
     python benchmarks/benchmark_tables.py benchmarks/records/transfer/evaluation \
-        --out docs/results/benchmark_transfer_evaluation
+        --out docs/results/transfer_evaluation_benchmark
 
 Writes, from the complete curves in the records folder (seeds still running are left out):
   al_curve.csv     strategy, seed, cycle, labelled images and boxes, test mAP50-95 and mAP50
@@ -14,6 +14,9 @@ Writes, from the complete curves in the records folder (seeds still running are 
   versions.csv     which code version and settings made each strategy's records, on which seeds
   al_curve.png     the curves per image and per box, and the paired differences
   tables.md        the comparisons and the summary as Markdown, for the docs
+
+Given an `al_curve.csv` instead of a records folder (a benchmark made before records existed), it
+writes the comparisons per image only (such a curve has no boxes) and no versions.
 """
 
 from __future__ import annotations
@@ -59,22 +62,26 @@ def markdown(comparisons: pd.DataFrame, summary: pd.DataFrame) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("records", type=Path, help="a benchmark's records folder")
+    parser.add_argument("records", type=Path,
+                        help="a benchmark's records folder (or an older al_curve.csv)")
     parser.add_argument("--out", type=Path, required=True, help="folder for the tables")
     args = parser.parse_args()
-    records = read_records(args.records)
-    versions = check_versions(records, args.records)
-    results = complete_curves(records)
-    if not results:
-        raise SystemExit(f"{args.records}: no complete curve yet")
-    curve = al_curve(results)
-    comparisons = compare(curve)
-    summary = summarise(curve, results, comparisons)
     args.out.mkdir(parents=True, exist_ok=True)
-    curve.to_csv(args.out / "al_curve.csv", index=False)
+    if args.records.suffix == ".csv":
+        curve, results = pd.read_csv(args.records), []
+        comparisons = compare(curve, ("images", "boxes") if "n_boxes" in curve else ("images",))
+    else:
+        records = read_records(args.records)
+        check_versions(records, args.records).to_csv(args.out / "versions.csv", index=False)
+        results = complete_curves(records)
+        if not results:
+            raise SystemExit(f"{args.records}: no complete curve yet")
+        curve = al_curve(results)
+        curve.to_csv(args.out / "al_curve.csv", index=False)
+        comparisons = compare(curve)
+    summary = summarise(curve, results, comparisons)
     comparisons.to_csv(args.out / "comparisons.csv", index=False)
     summary.to_csv(args.out / "summary.csv", index=False)
-    versions.to_csv(args.out / "versions.csv", index=False)
     figure = plot_al_curve(curve)
     figure.savefig(args.out / "al_curve.png", dpi=110, bbox_inches="tight")
     plt.close(figure)

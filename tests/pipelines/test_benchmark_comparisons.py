@@ -101,3 +101,11 @@ def test_a_raw_p_below_005_can_lose_its_verdict_after_correction():
         row["p_holm"] >= row["p_value"]
     assert row["verdict"] in (UNDECIDED, BETTER, WORSE)
     assert (row["verdict"] == UNDECIDED) == (row["p_holm"] >= 0.05)
+
+
+def test_mgral_against_another_strategy_is_the_paired_difference_of_their_aucs():
+    table = compare(_curves()).set_index(["axis", "strategy", "against"])
+    mgral_random = table.loc[("images", "mgral", "random"), "auc_gain_mean"]
+    lucky_random = table.loc[("images", "lucky", "random"), "auc_gain_mean"]
+    assert table.loc[("images", "mgral", "lucky"), "auc_gain_mean"] == pytest.approx(
+        mgral_random - lucky_random)

@@ -16,7 +16,6 @@ from mgral_pipelines.pipelines.benchmark.statistics import (
     mean_interval,
     paired_differences,
     paired_p_value,
-    pairwise_auc_gains,
     summarise,
 )
 
@@ -92,21 +91,6 @@ def test_paired_differences_subtract_random_of_the_same_seed():
     assert (same == 0).all()
     worse = differences[(differences["strategy"] == "worse") & (differences["n_labelled"] > 50)]
     assert worse["difference"].to_numpy() == pytest.approx(-0.03)
-
-
-def test_pairwise_gains_compare_every_strategy_with_every_other_seed_by_seed():
-    pairs = pairwise_auc_gains(_curves()).set_index(["strategy", "against"])
-    assert len(pairs) == 4 * 3 and (pairs["seeds"] == len(SEEDS)).all()
-    # Against random, the same interval as the summary's.
-    summary = summarise(_curves(), []).set_index("strategy")
-    assert pairs.loc[("better", "random"), ["auc_gain_mean", "auc_gain_ci95_low"]].tolist() == \
-        pytest.approx(summary.loc["better", ["auc_gain_vs_random_mean", "auc_gain_ci95_low"]])
-    # `worse` is `same` − 0.03 after cycle 0 on every seed: a zero-width interval at −0.025.
-    worse = pairs.loc[("worse", "same")]
-    assert worse["auc_gain_mean"] == pytest.approx(-0.03 * 2.5 / 3)
-    assert worse["auc_gain_ci95_high"] == pytest.approx(worse["auc_gain_mean"])
-    assert pairs.loc[("same", "worse"), "auc_gain_mean"] == pytest.approx(-worse["auc_gain_mean"])
-    assert pairs.loc[("better", "worse"), "auc_gain_ci95_low"] > 0
 
 
 def test_paired_p_value_edge_cases():

@@ -98,26 +98,6 @@ def paired_differences(curve: pd.DataFrame, metric: str = METRIC) -> pd.DataFram
     return merged[["strategy", "seed", "n_labelled", "difference"]]
 
 
-def pairwise_auc_gains(curve: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
-    """Every strategy against every other, seed by seed: (strategy, against, seeds,
-    auc_gain_mean, auc_gain_ci95_low, auc_gain_ci95_high, p_value). The same paired t interval as
-    the summary's comparison with random, for questions such as "is MGRAL distinguishable from the
-    best baseline?"; like the summary's, the intervals are not corrected for comparing several."""
-    auc = {strategy: seed_aucs(curve, strategy, metric)
-           for strategy in curve["strategy"].drop_duplicates()}
-    rows = []
-    for strategy, mine in auc.items():
-        for against, theirs in auc.items():
-            if against == strategy:
-                continue
-            gains = [mine[s] - theirs[s] for s in sorted(mine) if s in theirs]
-            gain, low, high = mean_interval(gains)
-            rows.append({"strategy": strategy, "against": against, "seeds": len(gains),
-                         "auc_gain_mean": gain, "auc_gain_ci95_low": low,
-                         "auc_gain_ci95_high": high, "p_value": paired_p_value(gains)})
-    return pd.DataFrame(rows)
-
-
 def _std(values: list[float]) -> float:
     return float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
 
