@@ -156,3 +156,27 @@ def test_a_labels_file_saved_again_moves_the_old_one_to_the_archive(tmp_path):
     [old] = (tmp_path / "archive").rglob("cycle_0.json")
     assert json.loads(old.read_text()) == {"images": ["a"]}
     assert json.loads((tmp_path / "cycle_1.json").read_text()) == {"images": ["b"]}
+
+
+def test_partitions_are_written_whole_and_a_crash_leftover_is_no_partition(tmp_path):
+    partitions = CyclePartitionsDataset(path=str(tmp_path), dataset="json.JSONDataset",
+                                        filename_suffix=".json")
+    partitions.save({"cycle_0": {"a": 1}})
+    assert [p.name for p in tmp_path.iterdir()] == ["cycle_0.json"]  # no temporary left
+    # What a process killed mid-save leaves: a half-written hidden sibling.
+    (tmp_path / ".cycle_1.0a1b2c3d.partial.json").write_text('{"a": ')
+    assert list(partitions.load()) == ["cycle_0"]
+    with pytest.raises(DatasetError, match="not JSON serializable"):
+        partitions.save({"cycle_0": {"a": object()}})  # fails while writing
+    assert json.loads((tmp_path / "cycle_0.json").read_text()) == {"a": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".cycle_1.0a1b2c3d.partial.json",
+                                                          "cycle_0.json"]
+
+
+def test_a_labels_save_removes_temporaries_of_an_interrupted_one(tmp_path):
+    (tmp_path / ".cycle_0.json.k2j4h5g6.tmp").write_text("{")
+    (tmp_path / ".cycle_0.0a1b2c3d.partial.json").write_text("{")
+    store = LabelFilesDataset(path=str(tmp_path), filename_suffix=".json",
+                              dataset="json.JSONDataset")
+    store.save({"cycle_0": {"images": ["a"]}})
+    assert [p.name for p in tmp_path.iterdir()] == ["cycle_0.json"]

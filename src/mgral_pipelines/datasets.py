@@ -19,8 +19,10 @@ files and images for people to label) and `annotation.server.LabelStudioDataset`
 
 All file datasets take fsspec paths (`s3://bucket/...`, `memory://...`, local paths) with `credentials`
 and `fs_args` as kedro-datasets do. On the local filesystem a file is written to a temporary
-sibling and renamed into place, so a crash mid-write leaves the old file intact; object stores
-(S3, GCS, ...) replace an object as a whole anyway.
+sibling and renamed into place, so a crash mid-write leaves the old file intact (the partitions of
+`CyclePartitionsDataset` too, whatever their dataset type); object stores (S3, GCS, ...) replace an
+object as a whole anyway. A file that must be superseded is copied to the archive before the new
+one replaces it, so a crash between the two leaves the old file where it was.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ import io
 import json
 import os
 import re
+import secrets
+import shutil
 import tempfile
 from collections.abc import Callable
 from copy import deepcopy
@@ -59,6 +63,23 @@ def write_atomically(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporary files a killed `write_atomically` (or partition save) left in `folder`:
+    hidden `.<name>.<random>.tmp` / `.<name>.<random>.partial<suffix>` files that never became the
+    file they were written for. Only for folders with one writer at a time (a Kedro run's outputs)."""
+    stale = [path for path in folder.glob(".*") if path.is_file()
+             and (path.name.endswith(".tmp") or ".partial" in path.name)]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+def _archive_folder(fs: Any, folder: str) -> str:
+    archive = f"{folder.rstrip('/')}/archive/{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}"
+    fs.makedirs(archive, exist_ok=True)
+    return archive
 
 
 class Storage:
@@ -177,9 +198,21 @@ class ALStateDataset(AbstractDataset[dict[str, Any], dict[int, dict[str, Any]]])
 
     def _read(self, path: str) -> dict[str, Any]:
         try:
-            return json.loads(self._storage.fs.cat_file(path))
-        except json.JSONDecodeError as error:
-            raise DatasetError(f"{path}: AL state file is not valid JSON ({error})") from error
+            state = json.loads(self._storage.fs.cat_file(path))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise DatasetError(
+                f"{path}: AL state file is not valid JSON (truncated or overwritten outside MGRAL, "
+                f"{type(error).__name__} at byte {getattr(error, 'pos', getattr(error, 'start', '?'))}"
+                "). MGRAL writes states atomically, so this file did not come from a run: restore it "
+                f"(`dvc checkout`, a backup, or the copy in {self._path}/archive/), or move it away "
+                "to continue from the cycle before it"
+            ) from error
+        if not isinstance(state, dict) or not isinstance(state.get("cycle"), int):
+            raise DatasetError(
+                f"{path}: not an AL state (no 'cycle'); a file that is not MGRAL's sits among the "
+                f"states: move it out of {self._path}"
+            )
+        return state
 
     def load(self) -> dict[int, dict[str, Any]]:
         return {cycle: self._read(path) for cycle, path in self._cycle_files().items()}
@@ -195,11 +228,15 @@ class ALStateDataset(AbstractDataset[dict[str, Any], dict[int, dict[str, Any]]])
         if current is not None and current != {k: v for k, v in data.items() if k != "awaiting"}:
             superseded.append(files[cycle])
         if superseded:
-            archive = self._storage.child(
-                f"archive/{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}")
-            self._storage.fs.makedirs(archive, exist_ok=True)
+            # Later cycles go first and cycle t is copied, then replaced in one step: a crash
+            # in between leaves a consistent set (old t, nothing after it) and every file archived.
+            archive = _archive_folder(self._storage.fs, str(self._storage.path))
             for path in superseded:
-                self._storage.fs.mv(path, f"{archive}/{PurePosixPath(path).name}")
+                target = f"{archive}/{PurePosixPath(path).name}"
+                if path == files.get(cycle):
+                    self._storage.fs.copy(path, target)
+                else:
+                    self._storage.fs.mv(path, target)
         self._storage.write(self._storage.child(f"cycle_{cycle}.json"),
                             json.dumps(data, indent=1).encode())
 
@@ -222,7 +259,36 @@ class CyclePartitionsDataset(PartitionedDataset):
         # The folder always exists after a save, so kedro-mlflow can log it even when a skipped
         # step saved nothing.
         self._filesystem.makedirs(self._normalized_path, exist_ok=True)
-        super().save(data)
+        if self._protocol != "file" or self._overwrite:
+            super().save(data)
+            return
+        for partition_id, partition_data in sorted(data.items()):
+            self._save_partition_atomically(partition_id, partition_data)
+        self._invalidate_caches()
+
+    def _save_partition_atomically(self, partition_id: str, partition_data: Any) -> None:
+        """The partition's dataset writes a hidden sibling (same suffix, so a type that reads
+        the suffix, like a figure's format, behaves the same), renamed into place when whole."""
+        final = Path(self._partition_to_path(partition_id))
+        final.parent.mkdir(parents=True, exist_ok=True)
+        partial = final.with_name(
+            f".{final.name.removesuffix(self._filename_suffix)}.{secrets.token_hex(4)}"
+            f".partial{self._filename_suffix}")
+        kwargs = deepcopy(self._dataset_config)
+        kwargs[self._filepath_arg] = str(partial)
+        if callable(partition_data) and self._save_lazily:
+            partition_data = partition_data()
+        try:
+            self._dataset_type(**kwargs).save(partition_data)
+            os.replace(partial, final)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+
+    def _list_partitions(self) -> list[str]:
+        # Hidden files are a save in progress (or one a crash interrupted), never a partition.
+        return [path for path in super()._list_partitions()
+                if not PurePosixPath(path).name.startswith(".")]
 
     def load(self) -> dict[str, Callable[[], Any]]:
         if not self._filesystem.isdir(self._normalized_path):
@@ -237,17 +303,23 @@ class CyclePartitionsDataset(PartitionedDataset):
 
 class LabelFilesDataset(CyclePartitionsDataset):
     """The labels people returned, one file per cycle: data nobody can recompute. A cycle's file
-    that is saved again (its batch imported once more, with other labels) first moves to
-    `<path>/archive/<UTC time>/`, so no earlier version is lost; the al_cycle node does not save
-    labels equal to the saved ones."""
+    that is saved again (its batch imported once more, with other labels, or a file a crash
+    truncated) is first copied to `<path>/archive/<UTC time>/` and then replaced in one step, so no
+    earlier version is lost and no reader ever sees half a file; the al_cycle node does not save
+    labels equal to the saved ones. Temporary files an interrupted save left behind are removed
+    before the next save, so `dvc add` of the folder never tracks them."""
 
     def save(self, data: dict[str, Any]) -> None:
         folder = self._normalized_path.rstrip("/")
+        if self._protocol == "file" and Path(folder).is_dir():
+            remove_stale_temporaries(Path(folder))
         replaced = [f"{folder}/{key}{self._filename_suffix}" for key in data]
         replaced = [path for path in replaced if self._filesystem.isfile(path)]
         if replaced:
-            archive = f"{folder}/archive/{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}"
-            self._filesystem.makedirs(archive, exist_ok=True)
+            archive = _archive_folder(self._filesystem, folder)
             for path in replaced:
-                self._filesystem.mv(path, f"{archive}/{PurePosixPath(path).name}")
+                if self._protocol == "file":  # copied: the new file replaces it atomically
+                    shutil.copy2(path, f"{archive}/{PurePosixPath(path).name}")
+                else:
+                    self._filesystem.mv(path, f"{archive}/{PurePosixPath(path).name}")
         super().save(data)
