@@ -164,6 +164,14 @@ class ALParams(_Strict):
         "as pre-annotations (boxes to correct): a labelling choice, lower for more boxes to "
         "delete, higher for more to draw. Not the method's object threshold "
         "(mgral.features.OBJECT_CONFIDENCE), though both start at ultralytics' 0.25")
+    max_boxes_per_image: int = Field(
+        1000, ge=1, description="an image returned with more boxes is refused (a runaway tool or "
+        "a copy-paste loop, not a scene): the whole import stops with a message"
+    )
+    max_returned_mb: float = Field(
+        100, gt=0, description="a returned file (an export, a YOLO folder in total, Label "
+        "Studio's export of the project) larger than this is refused unread"
+    )
     label_studio: LabelStudioParams = Field(
         LabelStudioParams(), description="annotator label_studio: the project it fills")
     files: ReturnedFilesParams = Field(

@@ -58,7 +58,7 @@ def test_label_studio_tasks_carry_percent_boxes_and_an_annotators_export_comes_b
     export.append({"id": 99, "data": {"image": "/data/upload/1/x.png"}, "annotations": []})
     path = tmp_path / "export.json"
     path.write_text(json.dumps(export))
-    labels = check_returned(read_export_file(path), batch)
+    labels = check_returned(read_export_file(path), batch).labels
     _close(labels, {"a": [{"class_id": 1, "bbox": [10, 5, 30, 40]}],
                     "b": [{"class_id": 1, "bbox": [0, 2, 40, 60]}], "c": []})
 
@@ -80,7 +80,7 @@ def test_cvat_pre_labels_edited_in_the_xml_come_back(tmp_path, batch, detections
                            ybr="30", occluded="0", source="manual", z_order="0")
     path = tmp_path / "annotations.xml"
     path.write_text(ElementTree.tostring(root, encoding="unicode"))
-    labels = check_returned(read_returned_file(path, "auto", batch), batch)
+    labels = check_returned(read_returned_file(path, "auto", batch), batch).labels
     _close(labels, {"a": [{"class_id": 1, "bbox": [12.5, 5, 30, 40]}], "b": [],
                     "c": [{"class_id": 0, "bbox": [1, 2, 20, 30]}]})
 
@@ -105,7 +105,7 @@ def test_package_is_written_whole_with_linked_images_and_yolo_labels_that_import
     assert (folder / "labels" / "c.txt").read_text() == ""
     assert "al.files.labels" in (folder / "README.txt").read_text()
     # The YOLO pre-labels, returned unchanged, are the detector's confident boxes.
-    labels = check_returned(read_returned_file(folder, "auto", batch), batch)
+    labels = check_returned(read_returned_file(folder, "auto", batch), batch).labels
     _close(labels, {"a": [{"class_id": 1, "bbox": [10, 5, 30, 40]}],
                     "b": [{"class_id": 0, "bbox": [0, 2, 40, 60]}], "c": []})
     assert not list(tmp_path.glob("annotation/.cycle_*"))  # no staging folder left behind
@@ -151,4 +151,4 @@ def test_saved_cycle_labels_are_coco_that_imports_back(tmp_path, batch):
     assert coco["annotations"][0]["bbox"] == [1.0, 2.0, 10.0, 20.0]
     path = tmp_path / "cycle_3.json"
     path.write_text(json.dumps(coco))
-    assert check_returned(read_coco(path), batch) == labels
+    assert check_returned(read_coco(path), batch).labels == labels

@@ -62,16 +62,16 @@ def test_rebuilding_a_cycle_from_its_saved_labels_gives_the_same_state_and_keeps
         al = {"annotator": "files", "files": {"labels": str(labels)}, "accept_partial": True}
         return receive_labels({0: state}, index, LabelStudioServer(None, None), {}, {}, saved, al)
 
-    coco, following, _ = receive(export, {})
+    coco, following, _, _ = receive(export, {})
     assert following["history"][-1]["annotator"] == "files"
     saved = tmp_path / "cycle_0.json"  # what received_annotations wrote
     saved.write_text(json.dumps(coco["cycle_0"]))
     # README, "Versioned labels": the state of cycle 1 made again from the saved file is the same,
     # bit for bit, and the file (which says where the labels first came from) is not rewritten.
-    again, rebuilt, _ = receive(saved, {"cycle_0": lambda: json.loads(saved.read_text())})
+    again, rebuilt, _, _ = receive(saved, {"cycle_0": lambda: json.loads(saved.read_text())})
     assert again == {} and rebuilt == following
     # Other labels for the same batch are saved (the dataset archives the old file).
     export.write_text(json.dumps([{"id": 2, "data": {"mgral_image_id": "u2"},
                                    "annotations": [{"id": 2, "result": [_ls_box(1, 1, 5, 5)]}]}]))
-    other, _, _ = receive(export, {"cycle_0": lambda: json.loads(saved.read_text())})
+    other, _, _, _ = receive(export, {"cycle_0": lambda: json.loads(saved.read_text())})
     assert [image["mgral_image_id"] for image in other["cycle_0"]["images"]] == ["u2"]

@@ -8,11 +8,19 @@ as labelled (one without boxes: no objects); export when the job is finished.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ElementTree
+from xml.parsers import expat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mgral_pipelines.annotation.batch import BatchImages, InvalidLabelsError, ReturnedImage
+from mgral_pipelines.annotation.batch import (
+    BatchImages,
+    Faults,
+    InvalidLabelsError,
+    Limits,
+    ReturnedImage,
+    shown,
+)
 
 
 def write_cvat(batch: BatchImages, prelabels: Mapping[str, list[dict[str, Any]]]) -> str:
@@ -42,39 +50,71 @@ def write_cvat(batch: BatchImages, prelabels: Mapping[str, list[dict[str, Any]]]
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ElementTree.tostring(root, "unicode") + "\n"
 
 
-def read_cvat(path: Path) -> list[ReturnedImage]:
+class _DeclaresEntities(Exception):
+    """A CVAT export declares no XML entity; one that does may expand to gigabytes."""
+
+
+def _refuse_entities(*_: Any) -> None:
+    raise _DeclaresEntities
+
+
+def read_cvat(path: Path, limits: Limits = Limits(),
+              faults: Faults | None = None) -> list[ReturnedImage]:
     """Every image of a CVAT for images 1.1 export, with its boxes."""
+    faults = faults if faults is not None else Faults()
+    limits.check_size(path)
+    data = Path(path).read_bytes()
+    # A first pass refuses entity declarations (the "billion laughs") before any expands.
+    scanner = expat.ParserCreate()
+    scanner.EntityDeclHandler = _refuse_entities
+    scanner.UnparsedEntityDeclHandler = _refuse_entities
     try:
-        root = ElementTree.parse(path).getroot()
-    except ElementTree.ParseError as error:
-        raise InvalidLabelsError(f"{path}: not valid XML, truncated or corrupt ({error})") from error
+        scanner.Parse(data, True)
+        root = ElementTree.fromstring(data)
+    except _DeclaresEntities as error:
+        raise InvalidLabelsError(f"{path}: declares XML entities, which a CVAT export never "
+                                 "does (they can expand to gigabytes); refused unread") from error
+    except (expat.ExpatError, ElementTree.ParseError) as error:
+        line, column = getattr(error, "position", (getattr(error, "lineno", "?"),
+                                                   getattr(error, "offset", "?")))
+        raise InvalidLabelsError(f"{path}: not valid XML, truncated or corrupt "
+                                 f"(at line {line} column {column})") from error
     if root.tag != "annotations":
-        raise InvalidLabelsError(f"{path}: not a CVAT for images export (root <{root.tag}>)")
+        raise InvalidLabelsError(f"{path}: not a CVAT for images export (root <{str(root.tag)[:30]}>)")
     returned = []
     for image in root.iter("image"):
         name = image.get("name")
-        where = f"{path}: <image id={image.get('id')}>"
+        number = image.get("id") or "?"
+        where = f"{path}: <image id={number if number.isdigit() else shown(number)}>"
         if not name:
-            raise InvalidLabelsError(f"{where}: no name")
+            faults.add("malformed entry", f"{where}: no name")
+            continue
         try:
             size = (int(image.get("width")), int(image.get("height")))
         except (TypeError, ValueError):
             size = None
-        boxes = []
+        image_where = f"{where}: image {shown(name)}"
+        boxes, extra, problems = [], 0, len(faults)
         for shape in image:
             if shape.tag in ("tag",):
                 continue
             if shape.tag != "box":
-                raise InvalidLabelsError(f"{where}: image '{name}': unsupported shape <{shape.tag}> "
-                                         "(only boxes are detection labels)")
+                faults.add("not a rectangle", f"{image_where}: unsupported shape "
+                           f"<{str(shape.tag)[:30]}> (only boxes are detection labels)")
+                continue
+            if len(boxes) >= limits.max_boxes_per_image:
+                extra += 1  # counted for the message, not kept
+                continue
             try:
                 bbox = [float(shape.get(key)) for key in ("xtl", "ytl", "xbr", "ybr")]
-            except (TypeError, ValueError) as error:
-                raise InvalidLabelsError(f"{where}: image '{name}': box without numeric "
-                                         "xtl/ytl/xbr/ybr") from error
-            if float(shape.get("rotation") or 0) != 0:
-                raise InvalidLabelsError(f"{where}: image '{name}': rotated box "
-                                         f"({shape.get('rotation')}°) is not a detection label")
+                rotation = float(shape.get("rotation") or 0)
+            except (TypeError, ValueError):
+                faults.add("malformed box", f"{image_where}: box without numeric xtl/ytl/xbr/ybr")
+                continue
+            if rotation != 0:
+                faults.add("rotated box", f"{image_where}: rotated box is not a detection label")
+                continue
             boxes.append((shape.get("label") or "", bbox))
-        returned.append(ReturnedImage(name, boxes, where, size))
+        if len(faults) == problems:
+            returned.append(ReturnedImage(name, boxes, where, size, extra))
     return returned

@@ -21,10 +21,15 @@ from mgral_pipelines import al_state
 from mgral_pipelines.annotation.batch import (
     AwaitingLabels,
     BatchImages,
+    Checked,
+    Faults,
     InvalidLabelsError,
+    Limits,
     ReturnedImage,
+    Roots,
     check_returned,
     prelabels,
+    shown,
 )
 from mgral_pipelines.annotation.coco_yolo import read_coco, read_yolo_folder, to_coco, yolo_to_pixels
 from mgral_pipelines.annotation.cvat import read_cvat
@@ -72,24 +77,72 @@ def send_to_label_studio(server: LabelStudioServer, batch: BatchImages, detectio
     return project_id
 
 
+def roots(al: ALParams, package: str | None) -> Roots:
+    """The folders a returned file may name images in: the package and what Label Studio serves."""
+    params = al.label_studio
+    return Roots(
+        package=Path(package) if package and "://" not in package else None,
+        document_root=Path(params.document_root),
+        url_prefix=params.image_url_prefix,
+        url_root=Path(params.image_root) if params.image_root else None,
+    )
+
+
+def limits(al: ALParams) -> Limits:
+    return Limits(al.max_boxes_per_image, int(al.max_returned_mb * 2**20))
+
+
 def collect_labels(batch: BatchImages, al: ALParams, server: LabelStudioServer,
-                   detections: Detections, package: str | None) -> tuple[dict[str, Any], str]:
-    """The checked labels people have finished so far, and where they came from."""
+                   detections: Detections, package: str | None) -> tuple[Checked, str]:
+    """The checked labels people have finished so far, what was returned but is not the batch's,
+    and where they came from. Every fault of the returned file is raised at once."""
+    bounds = limits(al)
     if al.annotator == "label_studio":
         project_id = send_to_label_studio(server, batch, detections, al)
         source = f"Label Studio project '{al.label_studio.project}' at {server.url}"
-        ours = [task for task in server.tasks(project_id) if batch.find(task_key(task))]
-        returned = read_export(ours, source)
-    else:
-        if al.files.labels is None:
-            where = f"the annotation package {package}" if package else "no package found"
-            return {}, f"{where}; when labels are done, add --params=al.files.labels=<export>"
-        source = f"al.files.labels={al.files.labels}"
-        returned = read_returned_file(Path(al.files.labels), al.files.format, batch)
-    return check_returned(returned, batch), source
+        tasks = server.tasks(project_id, bounds.max_file_bytes)
+        ours = [task for task in tasks if _task_image(task, batch) in batch.records]
+        others = [task for task in tasks if _task_image(task, batch) not in batch.records]
+        faults = Faults()
+        checked = check_returned(read_export(ours, source, bounds, faults), batch, source,
+                                 limits=bounds, faults=faults)
+        checked.not_imported += _other_tasks(others, batch, source, bounds)
+        return checked, source
+    if al.files.labels is None:
+        where = f"the annotation package {package}" if package else "no package found"
+        return Checked({}, []), f"{where}; when labels are done, add --params=al.files.labels=<export>"
+    source = f"al.files.labels={al.files.labels}"
+    faults = Faults()
+    returned = read_returned_file(Path(al.files.labels), al.files.format, batch, bounds, faults)
+    return check_returned(returned, batch, al.files.labels, limits=bounds, faults=faults), source
 
 
-def read_returned_file(path: Path, fmt: str, batch: BatchImages) -> list[ReturnedImage]:
+def _task_image(task: Any, batch: BatchImages) -> str | None:
+    if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
+        return None
+    return batch.locate(task_key(task)).image_id
+
+
+def _other_tasks(tasks: list[Any], batch: BatchImages, source: str,
+                 bounds: Limits) -> list[dict[str, str]]:
+    """Finished tasks of the project that are not this batch's (earlier cycles, tasks added by
+    hand): never imported, never refused; listed unless they hold exactly the labels imported."""
+    listed = []
+    for task in tasks:
+        faults = Faults()
+        returned = read_export([task], source, bounds, faults)
+        if faults:
+            where = f"{source}: task {task.get('id') if isinstance(task, dict) else '?'}"
+            listed.append({"image": shown(task_key(task)) if isinstance(task, dict) else "?",
+                           "where": where, "reason": f"unreadable ({', '.join(faults.problems())})"})
+            continue
+        listed += check_returned(returned, batch, source, strangers_are_faults=False,
+                                 limits=bounds).not_imported
+    return listed
+
+
+def read_returned_file(path: Path, fmt: str, batch: BatchImages, bounds: Limits = Limits(),
+                       faults: Faults | None = None) -> list[ReturnedImage]:
     """Finished labels from a file or folder in one of the formats people's tools export."""
     if not path.exists():
         raise InvalidLabelsError(f"{path}: returned labels not found")
@@ -98,12 +151,14 @@ def read_returned_file(path: Path, fmt: str, batch: BatchImages) -> list[Returne
     if fmt == "yolo":
         if not path.is_dir():
             raise InvalidLabelsError(f"{path}: YOLO labels are a folder of .txt files")
-        return yolo_to_pixels(read_yolo_folder(path, batch.classes), batch)
+        return yolo_to_pixels(read_yolo_folder(path, batch.classes, bounds, faults), batch)
     if path.is_dir():
         raise InvalidLabelsError(f"{path}: a {fmt} export is a file, not a folder")
     if fmt == "cvat":
-        return read_cvat(path)
-    return read_export_file(path) if fmt == "label_studio" else read_coco(path)
+        return read_cvat(path, bounds, faults)
+    if fmt == "label_studio":
+        return read_export_file(path, bounds, faults)
+    return read_coco(path, bounds, faults)
 
 
 def _guess_format(path: Path) -> str:
@@ -111,7 +166,8 @@ def _guess_format(path: Path) -> str:
         return "yolo"
     if path.suffix.lower() == ".xml":
         return "cvat"
-    head = path.read_bytes()[:4096].lstrip()
+    with path.open("rb") as file:
+        head = file.read(4096).lstrip()
     if head.startswith(b"["):
         return "label_studio"
     if head.startswith(b"{"):
@@ -124,19 +180,23 @@ def receive(state: dict[str, Any], image_index: Mapping[str, Any], al: ALParams,
             server: LabelStudioServer, detections: Detections,
             package: str | None) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """State t+1 and the COCO file of the imported labels, or AwaitingLabels (nothing changes)."""
-    batch = BatchImages.from_state(state, image_index)
+    batch = BatchImages.from_state(state, image_index, roots(al, package))
     if al.annotator == "oracle":
         raise ValueError(
             f"cycle {batch.cycle}'s batch was sent to people ({state['awaiting']['annotator']}); "
             "take their labels with al.annotator=label_studio or files, not the oracle"
         )
-    labels, source = collect_labels(batch, al, server, detections, package)
+    checked, source = collect_labels(batch, al, server, detections, package)
+    labels = checked.labels
+    _log_not_imported(checked.not_imported, batch.cycle, source)
     done = [image_id for image_id in batch.records if image_id in labels]
     missing = [image_id for image_id in batch.records if image_id not in labels]
     status = f"cycle {batch.cycle} waits for labels: {len(done)} of {len(batch.records)} images done"
     if not done or (missing and not al.accept_partial):
         hint = "" if not done else "; to go on with the finished ones, add al.accept_partial=true"
-        raise AwaitingLabels(f"{status} ({source}){hint}. Nothing was changed.")
+        listed = (f" {len(checked.not_imported)} returned images are not this batch's and were "
+                  "not imported (listed in the log)." if checked.not_imported else "")
+        raise AwaitingLabels(f"{status} ({source}){hint}. Nothing was changed.{listed}")
     following = al_state.complete_batch(state, {image_id: labels[image_id] for image_id in done},
                                         al.annotator)
     logger.info("Cycle %d: imported labels of %d images from %s; %d returned to the pool",
@@ -144,5 +204,19 @@ def receive(state: dict[str, Any], image_index: Mapping[str, Any], al: ALParams,
     info = {"description": f"labels people gave the query batch of MGRAL cycle {batch.cycle}",
             "cycle": batch.cycle, "annotator": al.annotator, "source": source,
             "imported_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "returned_to_pool": missing}
+            "returned_to_pool": missing, "not_imported": checked.not_imported}
     return following, to_coco({image_id: labels[image_id] for image_id in done}, batch, info)
+
+
+def _log_not_imported(listed: list[dict[str, str]], cycle: int, source: str) -> None:
+    """Everything returned that is not imported, in the log: grouped by reason, the first few."""
+    if not listed:
+        return
+    by_reason: dict[str, list[str]] = {}
+    for entry in listed:
+        by_reason.setdefault(entry["reason"], []).append(f"{entry['image']} ({entry['where']})")
+    lines = [f"  {reason} ({len(images)}): {', '.join(images[:5])}"
+             + (f", ... and {len(images) - 5} more" if len(images) > 5 else "")
+             for reason, images in by_reason.items()]
+    logger.warning("Cycle %d: %d returned images from %s are not this batch's and are not "
+                   "imported:\n%s", cycle, len(listed), source, "\n".join(lines))

@@ -8,12 +8,22 @@ server; `server.py` does, with these payloads.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
-from mgral_pipelines.annotation.batch import BatchImages, InvalidLabelsError, ReturnedImage
+from mgral_pipelines.annotation.batch import (
+    BatchImages,
+    Faults,
+    InvalidLabelsError,
+    Limits,
+    ReturnedImage,
+    decoding_error,
+    is_number,
+    shown,
+)
 
 FROM_NAME, TO_NAME = "label", "image"
 # Results of these types carry no geometry (a choice, a text...): they are not labels to import.
@@ -66,27 +76,37 @@ def _region(box: Mapping[str, Any], record: Mapping[str, Any], classes: Sequence
     }
 
 
-def read_export_file(path: Path) -> list[ReturnedImage]:
+def read_export_file(path: Path, limits: Limits = Limits(),
+                     faults: Faults | None = None) -> list[ReturnedImage]:
     """A Label Studio JSON export (Export > JSON): the finished tasks in it."""
+    limits.check_size(path)
     try:
-        tasks = json.loads(Path(path).read_text(encoding="utf-8"))
+        tasks = json.loads(Path(path).read_bytes().decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InvalidLabelsError(f"{path}: not valid JSON, truncated or corrupt ({error})") from error
-    return read_export(tasks, str(path))
+        raise InvalidLabelsError(f"{path}: not valid JSON, truncated or corrupt "
+                                 f"({decoding_error(error)})") from error
+    return read_export(tasks, str(path), limits, faults)
 
 
-def read_export(tasks: Any, where: str) -> list[ReturnedImage]:
-    """Tasks with at least one submitted (not skipped) annotation; the others are not done."""
+def read_export(tasks: Any, where: str, limits: Limits = Limits(),
+                faults: Faults | None = None) -> list[ReturnedImage]:
+    """Tasks with at least one submitted (not skipped) annotation; the others are not done.
+    A task's faults go to `faults` (raised by the caller, with the rest of the file's)."""
+    faults = faults if faults is not None else Faults()
     if not isinstance(tasks, list):
         raise InvalidLabelsError(f"{where}: a Label Studio JSON export is a list of tasks")
     returned = []
     for position, task in enumerate(tasks):
         if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
-            raise InvalidLabelsError(f"{where}: task #{position} has no 'data' object")
-        task_where = f"{where}: task {task.get('id', f'#{position}')}"
-        annotation = _finished_annotation(task, task_where)
+            faults.add("malformed task", f"{where}: task #{position} has no 'data' object")
+            continue
+        task_id = task.get("id", f"#{position}")
+        task_where = f"{where}: task {shown(task_id) if not is_number(task_id) else task_id}"
+        annotation = _finished_annotation(task, task_where, faults)
         if annotation is not None:
-            returned.append(_returned_image(task, annotation, task_where))
+            image = _returned_image(task, annotation, task_where, limits, faults)
+            if image is not None:
+                returned.append(image)
     return returned
 
 
@@ -96,21 +116,23 @@ def task_key(task: Mapping[str, Any]) -> str:
     return str(data.get("mgral_image_id") or data.get(TO_NAME) or next(iter(data.values()), ""))
 
 
-def _finished_annotation(task: Mapping[str, Any], where: str) -> dict[str, Any] | None:
+def _finished_annotation(task: Mapping[str, Any], where: str,
+                         faults: Faults) -> dict[str, Any] | None:
     annotations = task.get("annotations") or []
     if not isinstance(annotations, list):
-        raise InvalidLabelsError(f"{where}: 'annotations' is not a list")
+        faults.add("malformed task", f"{where}: 'annotations' is not a list")
+        return None
     submitted = [a for a in annotations if isinstance(a, dict) and not a.get("was_cancelled")]
     if not submitted:
         return None
     chosen = [a for a in submitted if a.get("ground_truth")] or submitted
     results = {json.dumps(_boxes_only(a.get("result")), sort_keys=True) for a in chosen}
     if len(results) > 1:
-        ids = [a.get("id") for a in chosen]
-        raise InvalidLabelsError(
-            f"{where}: image '{task_key(task)}' is labelled twice with conflicting boxes "
-            f"(annotations {ids}); delete one or mark one as ground truth"
-        )
+        ids = [a.get("id") if is_number(a.get("id")) else "?" for a in chosen]
+        faults.add("conflicting annotations",
+                   f"{where}: image {shown(task_key(task))} is labelled twice with conflicting "
+                   f"boxes (annotations {ids}); delete one or mark one as ground truth")
+        return None
     return chosen[0]
 
 
@@ -120,33 +142,60 @@ def _boxes_only(result: Any) -> Any:
     return [{"type": r.get("type"), "value": r.get("value")} for r in result if isinstance(r, dict)]
 
 
-def _returned_image(task: Mapping[str, Any], annotation: Mapping[str, Any], where: str) -> ReturnedImage:
+def _returned_image(task: Mapping[str, Any], annotation: Mapping[str, Any], where: str,
+                    limits: Limits, faults: Faults) -> ReturnedImage | None:
     key = task_key(task)
+    where_image = f"{where}: image {shown(key)}"
     result = annotation.get("result")
     if not isinstance(result, list):
-        raise InvalidLabelsError(f"{where}: image '{key}': annotation {annotation.get('id')} has no "
-                                 "result list")
-    boxes, size = [], None
+        faults.add("malformed task", f"{where_image}: annotation has no result list")
+        return None
+    boxes, size, extra, problems = [], None, 0, len(faults)
     for item in result:
         kind = item.get("type") if isinstance(item, dict) else None
         if kind in _NO_GEOMETRY:
             continue
         if kind != "rectanglelabels":
-            raise InvalidLabelsError(f"{where}: image '{key}': unsupported region type '{kind}' "
-                                     "(only rectangles are detection labels)")
-        value = item.get("value") or {}
-        try:
-            x, y, w, h = (float(value[k]) for k in ("x", "y", "width", "height"))
-            names = value["rectanglelabels"]
-            width, height = int(item["original_width"]), int(item["original_height"])
-        except (KeyError, TypeError, ValueError) as error:
-            raise InvalidLabelsError(f"{where}: image '{key}': malformed rectangle {value}") from error
-        if float(value.get("rotation") or 0) != 0:
-            raise InvalidLabelsError(f"{where}: image '{key}': rotated box ({value['rotation']}°) "
-                                     "is not an axis-aligned detection label")
-        if not isinstance(names, list) or len(names) != 1:
-            raise InvalidLabelsError(f"{where}: image '{key}': a box needs exactly one label, got {names}")
-        size = (width, height)
-        boxes.append((str(names[0]), [x * width / 100, y * height / 100, (x + w) * width / 100,
-                                      (y + h) * height / 100]))
-    return ReturnedImage(key, boxes, where, size)
+            faults.add("not a rectangle", f"{where_image}: unsupported region type "
+                       f"{shown(kind)} (only rectangles are detection labels)")
+            continue
+        if len(boxes) >= limits.max_boxes_per_image:
+            extra += 1  # counted for the message, not kept: memory stays bounded
+            continue
+        box, item_size = _rectangle(item, where_image, faults)
+        if box is not None:
+            boxes.append(box)
+            size = item_size
+    if len(faults) > problems:
+        return None
+    return ReturnedImage(key, boxes, where, size, extra)
+
+
+def _rectangle(item: Mapping[str, Any], where: str,
+               faults: Faults) -> tuple[tuple[str, list[float]] | None, tuple[int, int] | None]:
+    value = item.get("value")
+    value = value if isinstance(value, dict) else {}
+    keys = ("x", "y", "width", "height")
+    wrong = [k for k in keys if not is_number(value.get(k))]
+    sizes = (item.get("original_width"), item.get("original_height"))
+    if wrong or not all(is_number(v) and math.isfinite(v) for v in sizes):
+        texts = [k for k in keys if isinstance(value.get(k), str)]
+        problem = "coordinate is text" if texts else "malformed rectangle"
+        detail = (f"{'/'.join(texts)} given as text, not a number" if texts else
+                  f"needs numbers x, y, width, height, original_width and original_height "
+                  f"(missing or not a number: {', '.join(wrong) or 'original size'})")
+        faults.add(problem, f"{where}: rectangle {detail}")
+        return None, None
+    names = value.get("rectanglelabels")
+    rotation = value.get("rotation") or 0
+    if not is_number(rotation) or rotation != 0:
+        faults.add("rotated box", f"{where}: rotated box is not an axis-aligned detection label")
+        return None, None
+    if not isinstance(names, list) or len(names) != 1 or not isinstance(names[0], str):
+        count = len(names) if isinstance(names, list) else 0
+        faults.add("not one label per box", f"{where}: a box needs exactly one label, got {count}")
+        return None, None
+    x, y, w, h = (float(value[k]) for k in keys)
+    width, height = int(sizes[0]), int(sizes[1])
+    return (names[0], [x * width / 100, y * height / 100, (x + w) * width / 100,
+                       (y + h) * height / 100]), (width, height)

@@ -77,15 +77,29 @@ class LabelStudioServer:
         logger.info("Created Label Studio project '%s' (id %d) at %s", title, created.id, self.url)
         return created.id
 
-    def tasks(self, project_id: int) -> list[dict[str, Any]]:
-        """Every task of the project in Label Studio's JSON export format, annotations included."""
+    def tasks(self, project_id: int, max_bytes: int | None = None) -> list[dict[str, Any]]:
+        """Every task of the project in Label Studio's JSON export format, annotations included;
+        an export larger than `max_bytes` is refused as it arrives (`al.max_returned_mb`)."""
         chunks = self._call("export the project's tasks", self._client.projects.exports.download_sync,
                             project_id, export_type="JSON", download_all_tasks=True)
+
+        def download() -> bytes:
+            raw = bytearray()
+            for chunk in chunks:
+                raw += chunk
+                if max_bytes is not None and len(raw) > max_bytes:
+                    raise LabelStudioError(
+                        f"Label Studio at {self.url}: the export of project {project_id} exceeds "
+                        f"al.max_returned_mb={max_bytes / 2**20:g}; raise it, or move finished "
+                        "cycles' tasks to another project")
+            return bytes(raw)
+
+        raw = self._call("download the export", download)
         try:
-            raw = b"".join(self._call("download the export", list, chunks))
             return json.loads(raw)
-        except json.JSONDecodeError as error:
-            raise LabelStudioError(f"Label Studio at {self.url} sent an unreadable export: {error}") from error
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise LabelStudioError(f"Label Studio at {self.url} sent an unreadable export "
+                                   f"({type(error).__name__})") from error
 
     def add_tasks(self, project_id: int, tasks: list[dict[str, Any]]) -> tuple[int, int]:
         """Import the tasks whose image has no task yet; returns (added, already there)."""

@@ -10,6 +10,8 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from kedro.io import DatasetError
+
 from mgral_pipelines import al_state
 from mgral_pipelines.annotation import BatchImages, receive, send_to_label_studio
 from mgral_pipelines.annotation.exchange import batch_prelabels, image_url
@@ -27,24 +29,67 @@ def receive_labels(
     states: dict[int, dict[str, Any]], image_index: dict[str, Any], label_studio: LabelStudioServer,
     pool_detections: dict[str, Any], packages: dict[str, str], saved_labels: dict[str, Any],
     al: dict[str, Any],
-) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], list[str]]:
     """The state this cycle starts from: the chosen one, or (when its batch awaits labels) the
     next one built from people's labels. Returns the imported labels as COCO, the state to save
-    (saved in this order, so a state never exists without its labels file), and the state again
-    for the next node. Labels equal to the cycle's saved ones (a rebuild from that file) are not
-    saved again, so the file keeps where they first came from."""
+    (saved in this order, so a state never exists without its labels file), the state again for
+    the next node, and the parameters this run ignores (recorded with the cycle's batch). Labels
+    equal to the cycle's saved ones (a rebuild from that file) are not saved again, so the file
+    keeps where they first came from; a saved file that is unreadable (a crash of an earlier
+    version while writing it) or not MGRAL's is replaced, after the dataset archives it."""
     params = ALParams(**al)
     state = al_state.choose_state(states, params.from_cycle)
     if "awaiting" not in state:
-        return {}, state, state
+        return {}, state, state, _ignored_parameters(state, params)
     key = cycle_key(state)
     detections = pool_detections[key]() if key in pool_detections else {}
     following, coco = receive(state, image_index, params, label_studio, detections, packages.get(key))
-    if key in saved_labels and _same_labels(saved_labels[key](), coco):
+    ignored = []
+    if params.annotator == "label_studio" and params.files.labels is not None:
+        ignored = [f"al.files.labels={params.files.labels}"]
+        logger.warning("Cycle %d: al.files.labels=%s is ignored: the labels come from Label "
+                       "Studio (al.annotator=label_studio)", state["cycle"], params.files.labels)
+    saved = _saved_labels(saved_labels, key, state["cycle"])
+    if saved is not None and _same_labels(saved, coco):
         logger.info("Cycle %d: the labels equal the saved ones; their file stays as it is",
                     state["cycle"])
-        return {}, following, following
-    return {key: coco}, following, following
+        return {}, following, following, ignored
+    return {key: coco}, following, following, ignored
+
+
+def _ignored_parameters(state: dict[str, Any], params: ALParams) -> list[str]:
+    """Parameters about returned labels, given to a run whose cycle has no batch awaiting them."""
+    given = {"al.files.labels": params.files.labels, "al.accept_partial": params.accept_partial}
+    ignored = [f"{name}={value}" for name, value in given.items() if value]
+    if ignored:
+        logger.warning("Cycle %d has no batch awaiting labels, so %s %s ignored (the cycle "
+                       "resumes from its saved state)", state["cycle"], " and ".join(ignored),
+                       "is" if len(ignored) == 1 else "are")
+    return ignored
+
+
+def _saved_labels(saved_labels: dict[str, Any], key: str, cycle: int) -> dict[str, Any] | None:
+    """The labels file saved for this cycle, or None when there is none or it is not usable."""
+    if key not in saved_labels:
+        return None
+    loader = saved_labels[key]
+    where = getattr(getattr(loader, "__self__", None), "_filepath", f"{key}.json")
+    try:
+        saved = loader()
+    except DatasetError as error:
+        cause = error.__cause__ or error
+        logger.warning("%s: the saved labels of cycle %d are unreadable (%s: an earlier run was "
+                       "killed while writing them, or the file was edited). They are rebuilt from "
+                       "the returned labels now; the unreadable file is kept in the archive/ "
+                       "folder beside it", where, cycle, type(cause).__name__)
+        return None
+    if not isinstance(saved, dict) or not all(isinstance(saved.get(part), list)
+                                              for part in ("images", "annotations", "categories")):
+        logger.warning("%s: not a labels file MGRAL saved (no COCO images, annotations and "
+                       "categories); it is replaced by the labels of cycle %d and kept in the "
+                       "archive/ folder beside it", where, cycle)
+        return None
+    return saved
 
 
 def _same_labels(saved: dict[str, Any], coco: dict[str, Any]) -> bool:
@@ -103,18 +148,24 @@ def annotate(
 
 
 def update_state(
-    state: dict[str, Any], queries: dict[str, Any], new_labels: dict[str, Any], al: dict[str, Any]
+    state: dict[str, Any], queries: dict[str, Any], new_labels: dict[str, Any], al: dict[str, Any],
+    ignored: list[str] | None = None,
 ) -> dict[str, Any]:
     """Oracle: L_{t+1} = L_t ∪ Q, U_{t+1} = U_t \\ Q, the state of the next cycle. People: state t
-    with Q recorded as awaiting labels."""
+    with Q recorded as awaiting labels. Parameters the run ignored are recorded with the query."""
     params = ALParams(**al)
     query_ids = for_cycle(queries, state, "query")["image_id"].astype(str).tolist()
     if params.annotator != "oracle":
         sent_at = datetime.now(UTC).isoformat(timespec="seconds")
         logger.info("Cycle %d: %d images await labels from %s", state["cycle"], len(query_ids),
                     params.annotator)
-        return al_state.await_labels(state, query_ids, params.strategy, params.annotator, sent_at)
+        awaiting = al_state.await_labels(state, query_ids, params.strategy, params.annotator, sent_at)
+        if ignored:
+            awaiting["awaiting"]["ignored_parameters"] = list(ignored)
+        return awaiting
     next_state = al_state.advance(state, query_ids, new_labels, params.strategy)
+    if ignored:
+        next_state["history"][-1]["ignored_parameters"] = list(ignored)
     logger.info(
         "Cycle %d -> %d: %d labelled, %d left in the pool", state["cycle"], next_state["cycle"],
         len(next_state["labelled_ids"]), len(next_state["pool_ids"]),
