@@ -8,14 +8,17 @@ from mgral_pipelines.environment import import_kedro_mlflow_model_quietly
 import_kedro_mlflow_model_quietly()  # before Kedro loads kedro-mlflow's hook and CLI
 
 from mgral_pipelines.hooks import (  # noqa: E402
+    CredentialsOfTheEnvironment,
     PrepareOnFirstRun,
+    RunsEndWithTheirReason,
     TrackImportedLabels,
     TrackingTags,
     VersionedDatasetsAreFolders,
 )
 
 # pluggy calls the last registered first: the check of the workspace precedes PrepareOnFirstRun.
-HOOKS = (PrepareOnFirstRun(), TrackingTags(), TrackImportedLabels(), VersionedDatasetsAreFolders())
+HOOKS = (PrepareOnFirstRun(), TrackingTags(), RunsEndWithTheirReason(), TrackImportedLabels(),
+         CredentialsOfTheEnvironment(), VersionedDatasetsAreFolders())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 # Parameters merge softly: a profile (conf/<env>) lists only the values it changes, and a nested

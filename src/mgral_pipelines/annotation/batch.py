@@ -39,7 +39,7 @@ class AwaitingLabels(RuntimeError):
     """The cycle's batch is not labelled yet; the message says how much is done. Nothing changed."""
 
 
-def shown(text: Any, limit: int = 40) -> str:
+def shown(text: Any, limit: int = 60) -> str:
     """A name taken from a returned file, quoted for a message: escaped and cut short, so a
     message never carries more of a file than a name. Numbers (ids) go unquoted."""
     if is_number(text):

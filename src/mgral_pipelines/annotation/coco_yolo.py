@@ -127,7 +127,6 @@ def _read_yolo_file(label_file: Path, classes: list[str], limits: Limits,
         return None
     rows = [(number, line.split()) for number, line in enumerate(lines, 1) if line.strip()]
     boxes: list[tuple[str, list[float]]] = []
-    problems = len(faults)
     for number, fields in rows[: limits.max_boxes_per_image]:
         expected = f"expected 'class cx cy w h' with class 0..{len(classes) - 1}"
         if len(fields) != 5:
@@ -145,8 +144,6 @@ def _read_yolo_file(label_file: Path, classes: list[str], limits: Limits,
                        f"class index {class_id} is not in 0..{len(classes) - 1}")
             continue
         boxes.append((classes[class_id], values))
-    if len(faults) > problems:
-        return None
     extra = max(len(rows) - limits.max_boxes_per_image, 0)
     return ReturnedImage(label_file.stem, boxes, str(label_file), None, extra)
 

@@ -94,7 +94,7 @@ def read_cvat(path: Path, limits: Limits = Limits(),
         except (TypeError, ValueError):
             size = None
         image_where = f"{where}: image {shown(name)}"
-        boxes, extra, problems = [], 0, len(faults)
+        boxes, extra = [], 0
         for shape in image:
             if shape.tag in ("tag",):
                 continue
@@ -115,6 +115,5 @@ def read_cvat(path: Path, limits: Limits = Limits(),
                 faults.add("rotated box", f"{image_where}: rotated box is not a detection label")
                 continue
             boxes.append((shape.get("label") or "", bbox))
-        if len(faults) == problems:
-            returned.append(ReturnedImage(name, boxes, where, size, extra))
+        returned.append(ReturnedImage(name, boxes, where, size, extra))  # faults noted apart
     return returned

@@ -150,7 +150,7 @@ def _returned_image(task: Mapping[str, Any], annotation: Mapping[str, Any], wher
     if not isinstance(result, list):
         faults.add("malformed task", f"{where_image}: annotation has no result list")
         return None
-    boxes, size, extra, problems = [], None, 0, len(faults)
+    boxes, size, extra = [], None, 0
     for item in result:
         kind = item.get("type") if isinstance(item, dict) else None
         if kind in _NO_GEOMETRY:
@@ -166,8 +166,8 @@ def _returned_image(task: Mapping[str, Any], annotation: Mapping[str, Any], wher
         if box is not None:
             boxes.append(box)
             size = item_size
-    if len(faults) > problems:
-        return None
+    # With the faults noted, the image's readable boxes go on to be checked too: one pass finds
+    # every fault of the file.
     return ReturnedImage(key, boxes, where, size, extra)
 
 

@@ -1,8 +1,9 @@
 """A Label Studio server, reached through label-studio-sdk, and the Kedro dataset that opens it.
 
 The catalog entry `label_studio` takes the server's URL and API key from Kedro credentials
-(`label_studio: {url, api_key}` in conf/local/credentials.yml, or LABEL_STUDIO_URL and
-LABEL_STUDIO_API_KEY, which conf/base/credentials.yml reads), so no committed file holds them.
+(`label_studio: {url, api_key}` in conf/<env>/credentials.yml, conf/local/ for a plain `kedro run`,
+or LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY, which conf/base/credentials.yml reads), so no
+committed file holds them.
 Its `load()` returns a `LabelStudioServer` that connects on first use: a run with another
 annotator never touches the network.
 """
@@ -24,6 +25,9 @@ from mgral_pipelines.annotation.label_studio import label_config, task_key
 logger = logging.getLogger(__name__)
 
 
+_DEFAULT_CREDENTIALS = "conf/local/credentials.yml (conf/<env>/credentials.yml with --env <env>)"
+
+
 class LabelStudioError(RuntimeError):
     """The server could not be reached or refused a request; the message says which and why."""
 
@@ -31,8 +35,9 @@ class LabelStudioError(RuntimeError):
 class LabelStudioServer:
     """The few calls the annotation step needs: a project, its tasks, a local-files storage."""
 
-    def __init__(self, url: str | None, api_key: str | None) -> None:
-        self.url, self._api_key = url, api_key
+    def __init__(self, url: str | None, api_key: str | None,
+                 credentials_file: str = _DEFAULT_CREDENTIALS) -> None:
+        self.url, self._api_key, self._credentials_file = url, api_key, credentials_file
 
     @cached_property
     def _client(self) -> Any:
@@ -40,9 +45,13 @@ class LabelStudioServer:
         from label_studio_sdk.client import LabelStudio
 
         if not self.url or not self._api_key:
+            missing = [name for name, value in (("URL", self.url), ("API key", self._api_key))
+                       if not value]
             raise LabelStudioError(
-                "Label Studio needs a URL and an API key: set `label_studio: {url: ..., api_key: "
-                "...}` in conf/local/credentials.yml or LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY"
+                f"Label Studio needs a URL and an API key (missing: {' and '.join(missing)}): "
+                f"set `label_studio: {{url: ..., api_key: "
+                f"...}}` in {self._credentials_file} (the credentials of this run's environment), "
+                "or the environment variables LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY"
             )
         return LabelStudio(base_url=self.url, api_key=self._api_key)
 
@@ -138,9 +147,11 @@ class LabelStudioDataset(AbstractDataset[Any, LabelStudioServer]):
         self._url = credentials.get("url") or os.environ.get("LABEL_STUDIO_URL")
         self._api_key = credentials.get("api_key") or os.environ.get("LABEL_STUDIO_API_KEY")
         self.metadata = metadata
+        self.credentials_file = _DEFAULT_CREDENTIALS
+        """Named when a credential is missing; the project's hooks set the run environment's."""
 
     def load(self) -> LabelStudioServer:
-        return LabelStudioServer(self._url, self._api_key)
+        return LabelStudioServer(self._url, self._api_key, self.credentials_file)
 
     def save(self, data: Any) -> None:
         raise DatasetError("the Label Studio dataset is read-only: it opens the server")
