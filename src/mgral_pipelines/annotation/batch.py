@@ -65,15 +65,20 @@ class Limits:
     """Bounds on what one import may hold (`al.max_boxes_per_image`, `al.max_returned_mb`)."""
 
     max_boxes_per_image: int = 1000
-    max_file_bytes: int = 100 * 2**20
+    max_returned_mb: float = 100
 
-    def check_size(self, path: Path, what: str = "file") -> None:
-        size = path.stat().st_size
+    @property
+    def max_file_bytes(self) -> int:
+        return int(self.max_returned_mb * 2**20)
+
+    def check_size(self, path: Path, size: int | None = None, what: str = "") -> None:
+        """Refuse a returned file (or `size` bytes of `what`) over the bound, before reading it."""
+        size = path.stat().st_size if size is None else size
         if size > self.max_file_bytes:
             raise InvalidLabelsError(
-                f"{path}: the returned {what} has {size / 2**20:.1f} MB, more than "
-                f"al.max_returned_mb={self.max_file_bytes / 2**20:g}; nothing was read. Export "
-                "only this batch's images, or raise al.max_returned_mb"
+                f"{path}: {what}{size / 2**20:.2g} MB, more than al.max_returned_mb="
+                f"{self.max_returned_mb:g}; nothing was read. Export only this batch's images, "
+                "or raise al.max_returned_mb"
             )
 
 

@@ -108,10 +108,9 @@ def read_yolo_folder(path: Path, classes: list[str], limits: Limits = Limits(),
             faults.add("link outside the folder",
                        f"{label_file}: a symbolic link that leads outside {root}; not read")
             continue
-        size = label_file.stat().st_size
-        total += size
-        if size > limits.max_file_bytes or total > limits.max_file_bytes:
-            limits.check_size(label_file if size > limits.max_file_bytes else root, "YOLO labels")
+        total += label_file.stat().st_size
+        limits.check_size(label_file)
+        limits.check_size(root, total, "the YOLO labels in total ")
         image = _read_yolo_file(label_file, classes, limits, faults)
         if image is not None:
             returned.append(image)

@@ -89,7 +89,7 @@ def roots(al: ALParams, package: str | None) -> Roots:
 
 
 def limits(al: ALParams) -> Limits:
-    return Limits(al.max_boxes_per_image, int(al.max_returned_mb * 2**20))
+    return Limits(al.max_boxes_per_image, al.max_returned_mb)
 
 
 def collect_labels(batch: BatchImages, al: ALParams, server: LabelStudioServer,
