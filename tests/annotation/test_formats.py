@@ -109,11 +109,14 @@ def test_package_is_written_whole_with_linked_images_and_yolo_labels_that_import
     _close(labels, {"a": [{"class_id": 1, "bbox": [10, 5, 30, 40]}],
                     "b": [{"class_id": 0, "bbox": [0, 2, 40, 60]}], "c": []})
     assert not list(tmp_path.glob("annotation/.cycle_*"))  # no staging folder left behind
+    (tmp_path / "annotation" / ".cycle_3.k1ll3d").mkdir()  # what a killed save leaves
+    store.save(package)
+    assert not list(tmp_path.glob("annotation/.cycle_*"))
     # The cycle runs again (e.g. after a new `prepare`): the package people may have edited in
     # place is archived, not deleted.
     (folder / "labels" / "c.txt").write_text("0 0.5 0.5 0.2 0.2\n")
     store.save(package)
-    [archived] = (tmp_path / "annotation" / "archive").glob("*/cycle_3")
+    archived = sorted((tmp_path / "annotation" / "archive").glob("*/cycle_3"))[-1]
     assert (archived / "labels" / "c.txt").read_text() == "0 0.5 0.5 0.2 0.2\n"
     assert (folder / "labels" / "c.txt").read_text() == "" and list(store.load()) == ["cycle_3"]
 

@@ -398,3 +398,46 @@ def test_a_partial_batch_lists_its_strangers_in_the_waiting_message(workspace, t
                                              r"this batch's and were not imported"):
         workspace.import_labels(returned)
     assert workspace.snapshot() == before
+
+
+def test_label_studio_tasks_outside_the_batch_are_listed_not_imported(workspace, label_studio):
+    """A real server: a late answer on a task of an earlier cycle and a task added by hand are
+    imported around and listed; the batch's own labels come in."""
+    title = f"MGRAL hostile {workspace.root.parent.name}"
+    server = LabelStudioServer(label_studio.url, label_studio.api_key)
+    params = {"annotator": "label_studio", "label_studio": {"project": title,
+                                                             "document_root": str(workspace.root)}}
+
+    def receive():
+        coco, state, _, _ = receive_labels(workspace.states.load(), workspace.index, server, {},
+                                           {}, workspace.saved.load(), params)
+        workspace.labels.save(coco)
+        workspace.states.save(state)
+        return state
+
+    with pytest.raises(AwaitingLabels, match=r"0 of 3 images done \(Label Studio project"):
+        receive()  # sends the batch's tasks
+    client = label_studio.client()
+    [project] = [p for p in client.projects.list() if p.title == title]
+    client.projects.import_tasks(project.id, request=[
+        {"data": {"image": "/data/local-files/?d=data/01_raw/images/e.png", "mgral_image_id": "e"}},
+        {"data": {"image": "/data/local-files/?d=somewhere/else/zz.png"}}], commit_to_project=True)
+    for task in client.tasks.list(project=project.id, fields="all"):
+        key = task.data.get("mgral_image_id") or "zz"
+        boxes = GOOD.get(key, [("dog", [2.0, 2.0, 20.0, 20.0])])
+        width, height = SIZES.get(key, (64, 48))
+        client.annotations.create(id=task.id, result=[
+            {"from_name": "label", "to_name": "image", "type": "rectanglelabels",
+             "original_width": width, "original_height": height,
+             "value": {"x": _pct(x1, width), "y": _pct(y1, height), "width": _pct(x2, width, x1),
+                       "height": _pct(y2, height, y1), "rotation": 0, "rectanglelabels": [name]}}
+            for name, (x1, y1, x2, y2) in boxes], was_cancelled=False)
+
+    state = receive()
+    assert state["cycle"] == 4 and state["labels"]["e"] == EARLIER["e"]
+    assert state["labels"]["a"] == [{"class_id": 1, "bbox": pytest.approx([10.0, 5.0, 30.0, 40.0])}]
+    saved = json.loads((workspace.data / "01_raw/annotations/cycle_3.json").read_text())
+    reasons = sorted(entry["reason"] for entry in saved["info"]["not_imported"])
+    assert reasons == ["already labelled in cycle 2; the returned boxes differ from the imported "
+                       "ones", "not in the awaiting batch of cycle 3 (3 images) nor anywhere in "
+                       "the dataset"]

@@ -84,8 +84,8 @@ class AnnotationPackageDataset(AbstractDataset[dict[str, Any], dict[str, str]]):
     (`s3://bucket/annotation` with `credentials`, as kedro-datasets take them).
 
     On the local filesystem a package is written in a temporary folder and renamed into place, so a
-    crash never leaves half a package, and images are hard-linked where the file system allows,
-    else copied. Elsewhere its files are uploaded one by one (the state that records the batch is
+    crash never leaves half a package (the next save of that cycle removes the temporary folder a
+    killed one left), and images are hard-linked where the file system allows, else copied. Elsewhere its files are uploaded one by one (the state that records the batch is
     saved after the package, so a crash is repaired by the next run). A package of the same cycle
     written before (a cycle run again, e.g. after a new `prepare`) moves to
     `<path>/archive/<UTC time>/` first: people may have edited its labels/ in place. `load()`
@@ -123,6 +123,8 @@ class AnnotationPackageDataset(AbstractDataset[dict[str, Any], dict[str, str]]):
     def _save_local(self, root: Path, data: dict[str, Any]) -> None:
         target = root / f"cycle_{data['cycle']}"
         root.mkdir(parents=True, exist_ok=True)
+        for stale in root.glob(f".{target.name}.*"):  # what a killed save of this cycle left
+            shutil.rmtree(stale, ignore_errors=True)
         staging = Path(tempfile.mkdtemp(dir=root, prefix=f".{target.name}."))
         try:
             for relative, text in data["files"].items():
