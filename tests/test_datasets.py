@@ -180,3 +180,16 @@ def test_a_labels_save_removes_temporaries_of_an_interrupted_one(tmp_path):
                               dataset="json.JSONDataset")
     store.save({"cycle_0": {"images": ["a"]}})
     assert [p.name for p in tmp_path.iterdir()] == ["cycle_0.json"]
+
+
+def test_partitions_whose_suffix_is_a_file_in_a_folder_are_written_whole(tmp_path):
+    """The MGRAL models' layout: `<path>/cycle_<t>/lut.json` (suffix `/lut.json`)."""
+    partitions = CyclePartitionsDataset(path=str(tmp_path), dataset="json.JSONDataset",
+                                        filename_suffix="/lut.json")
+    partitions.save({"cycle_0": {"entries": [1]}})
+    assert [p.name for p in (tmp_path / "cycle_0").iterdir()] == ["lut.json"]
+    (tmp_path / "cycle_1").mkdir()
+    (tmp_path / "cycle_1" / ".lut.0a1b2c3d.partial.json").write_text("{")  # a killed save
+    assert list(partitions.load()) == ["cycle_0"]
+    partitions.save({"cycle_1": {"entries": []}})  # and the next save of that cycle removes it
+    assert [p.name for p in (tmp_path / "cycle_1").iterdir()] == ["lut.json"]

@@ -53,10 +53,12 @@ def _plain_endings(callback: Callable[..., Any]) -> Callable[..., Any]:
             title, status = next(v for k, v in _PLAIN_ENDINGS.items() if isinstance(error, k))
             for handler in logging.getLogger().handlers:  # Kedro's log lines first, the answer last
                 handler.flush()
-            click.secho(f"{title}: {error}", err=True, fg="yellow" if status == EXIT_WAITING else "red")
+            colour = "yellow" if status == EXIT_WAITING else "red"
+            click.secho(f"{title}: {error}", err=True, fg=colour)
             sys.exit(status)
         except (KeyboardInterrupt, Terminated) as error:
-            reason = "interrupted (Ctrl-C)" if isinstance(error, KeyboardInterrupt) else "terminated (SIGTERM)"
+            reason = ("interrupted (Ctrl-C)" if isinstance(error, KeyboardInterrupt)
+                      else "terminated (SIGTERM)")
             end_active_run("KILLED", f"run {reason}")
             click.secho(f"Run {reason}; nothing half-written is kept, run it again to go on.",
                         err=True, fg="red")

@@ -68,7 +68,7 @@ def write_atomically(path: Path, data: bytes) -> None:
 def remove_stale_temporaries(folder: Path) -> list[Path]:
     """Delete the temporary files a killed `write_atomically` (or partition save) left in `folder`:
     hidden `.<name>.<random>.tmp` / `.<name>.<random>.partial<suffix>` files that never became the
-    file they were written for. Only for folders with one writer at a time (a Kedro run's outputs)."""
+    file they were written for. Only for folders with one writer at a time (a run's outputs)."""
     stale = [path for path in folder.glob(".*") if path.is_file()
              and (path.name.endswith(".tmp") or ".partial" in path.name)]
     for path in stale:
@@ -200,12 +200,12 @@ class ALStateDataset(AbstractDataset[dict[str, Any], dict[int, dict[str, Any]]])
         try:
             state = json.loads(self._storage.fs.cat_file(path))
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            where = getattr(error, "pos", getattr(error, "start", "?"))
             raise DatasetError(
                 f"{path}: AL state file is not valid JSON (truncated or overwritten outside MGRAL, "
-                f"{type(error).__name__} at byte {getattr(error, 'pos', getattr(error, 'start', '?'))}"
-                "). MGRAL writes states atomically, so this file did not come from a run: restore it "
-                f"(`dvc checkout`, a backup, or the copy in {self._path}/archive/), or move it away "
-                "to continue from the cycle before it"
+                f"{type(error).__name__} at byte {where}). MGRAL writes states atomically, so this "
+                "file did not come from a run: restore it (`dvc checkout`, a backup, or the copy "
+                f"in {self._path}/archive/), or move it away to continue from the cycle before it"
             ) from error
         if not isinstance(state, dict) or not isinstance(state.get("cycle"), int):
             raise DatasetError(
@@ -271,9 +271,10 @@ class CyclePartitionsDataset(PartitionedDataset):
         the suffix, like a figure's format, behaves the same), renamed into place when whole."""
         final = Path(self._partition_to_path(partition_id))
         final.parent.mkdir(parents=True, exist_ok=True)
-        partial = final.with_name(
-            f".{final.name.removesuffix(self._filename_suffix)}.{secrets.token_hex(4)}"
-            f".partial{self._filename_suffix}")
+        # The suffix of the file itself (`cycle_0/lut.json` has the partition suffix `/lut.json`).
+        for stale in final.parent.glob(f".{final.stem}.*.partial{final.suffix}"):
+            stale.unlink(missing_ok=True)  # what a killed save of this partition left
+        partial = final.with_name(f".{final.stem}.{secrets.token_hex(4)}.partial{final.suffix}")
         kwargs = deepcopy(self._dataset_config)
         kwargs[self._filepath_arg] = str(partial)
         if callable(partition_data) and self._save_lazily:

@@ -238,7 +238,8 @@ class RunsEndWithTheirReason:
                    "labels_refused" if isinstance(error, InvalidLabelsError) else "error")
         client = mlflow.MlflowClient()
         client.set_tag(self._run_id, "mgral.outcome", outcome)
-        client.set_tag(self._run_id, "mlflow.note.content", f"{type(error).__name__}: {error}"[:5000])
+        note = f"{type(error).__name__}: {error}"[:5000]
+        client.set_tag(self._run_id, "mlflow.note.content", note)
         if client.get_run(self._run_id).info.status == "RUNNING":
             client.set_terminated(self._run_id, "FAILED")
 
@@ -255,7 +256,8 @@ def end_active_run(status: str, reason: str) -> None:
 def _close_runs_of_dead_processes(experiment_id: str, current: str) -> None:
     client = mlflow.MlflowClient()
     host = socket.gethostname()
-    for run in client.search_runs([experiment_id], "attributes.status = 'RUNNING'", max_results=200):
+    running = client.search_runs([experiment_id], "attributes.status = 'RUNNING'", max_results=200)
+    for run in running:
         tags = run.data.tags
         if run.info.run_id == current or tags.get("mgral.host") != host:
             continue

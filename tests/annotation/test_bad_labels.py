@@ -119,11 +119,13 @@ def test_bad_yolo_folders_are_refused(tmp_path, batch):
     folder = tmp_path / "yolo"
     (folder / "labels").mkdir(parents=True)
     (folder / "labels" / "a.txt").write_text("1 0.5 0.5 0.2\n")
-    with pytest.raises(InvalidLabelsError, match=r"labels/a.txt:1: image 'a': 4 fields, expected 'class cx cy w h'"):
+    with pytest.raises(InvalidLabelsError,
+                       match=r"labels/a.txt:1: image 'a': 4 fields, expected 'class cx cy w h'"):
         _receive(_awaiting_state(batch), batch, folder)
     (folder / "labels" / "a.txt").write_text("1 0.5 0.5 0.2 0.2\n")
     (folder / "classes.txt").write_text("dog\ncat\n")
-    with pytest.raises(InvalidLabelsError, match=r"yolo/classes.txt: its class list \(2 classes\) differs from the project's \['cat', 'dog'\]: class 0 is 'dog'"):
+    with pytest.raises(InvalidLabelsError, match=r"yolo/classes.txt: its class list \(2 classes\) "
+                       r"differs from the project's \['cat', 'dog'\]: class 0 is 'dog'"):
         _receive(_awaiting_state(batch), batch, folder)
 
 

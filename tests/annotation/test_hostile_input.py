@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -54,9 +53,10 @@ class Workspace:
         self.saved = CyclePartitionsDataset(path=str(self.data / "01_raw" / "annotations"),
                                             dataset="json.JSONDataset", filename_suffix=".json")
         self.packages = AnnotationPackageDataset(str(self.data / "07_model_output" / "annotation"))
-        state = {"cycle": 3, "dataset": "fp", "labelled_ids": ["e"], "pool_ids": ["a", "b", "c", "d"],
-                 "labels": EARLIER, "history": [{"cycle": 2, "strategy": "random",
-                                                 "query_ids": ["e"], "n_labelled": 1}]}
+        state = {"cycle": 3, "dataset": "fp", "labelled_ids": ["e"],
+                 "pool_ids": ["a", "b", "c", "d"], "labels": EARLIER,
+                 "history": [{"cycle": 2, "strategy": "random", "query_ids": ["e"],
+                              "n_labelled": 1}]}
         self.states.save(al_state.await_labels(state, BATCH, "random", "files", "then"))
         self.packages.save({"cycle": 3, "files": {"README.txt": "labels, please\n"},
                             "images": {f"{i}.png": self.records[i]["file"] for i in BATCH}})
@@ -93,9 +93,10 @@ def label_studio(path: Path, images: list[Image_], twice: bool = False) -> Path:
     for number, (key, boxes, size) in enumerate(images, start=1):
         width, height = size or _size(key)
         result = [{"type": "rectanglelabels", "original_width": width, "original_height": height,
-                   "value": {"x": _pct(x1, width), "y": _pct(y1, height), "width": _pct(x2, width, x1),
-                             "height": _pct(y2, height, y1), "rotation": 0,
-                             "rectanglelabels": [name]}} for name, (x1, y1, x2, y2) in boxes]
+                   "value": {"x": _pct(x1, width), "y": _pct(y1, height),
+                             "width": _pct(x2, width, x1), "height": _pct(y2, height, y1),
+                             "rotation": 0, "rectanglelabels": [name]}}
+                  for name, (x1, y1, x2, y2) in boxes]
         data = {"mgral_image_id": key} if "/" not in key else {"image": key}
         annotations = [{"id": number * 10, "result": result}]
         if twice:
@@ -131,7 +132,8 @@ def coco(path: Path, images: list[Image_], twice: bool = False) -> Path:
     entries, annotations = [], []
     for number, (key, boxes, size) in enumerate(images * (2 if twice else 1), start=1):
         width, height = size or _size(key)
-        entries.append({"id": number, "file_name": _file_name(key), "width": width, "height": height})
+        entries.append({"id": number, "file_name": _file_name(key), "width": width,
+                        "height": height})
         for name, (x1, y1, x2, y2) in (boxes if number <= len(images) else []):
             xywh = [x1, y1, x2, y2] if isinstance(x1, str) else [x1, y1, x2 - x1, y2 - y1]
             annotations.append({"id": len(annotations) + 1, "image_id": number,
@@ -139,7 +141,8 @@ def coco(path: Path, images: list[Image_], twice: bool = False) -> Path:
                                 "bbox": xywh})
     path = path / "labels.json"
     path.write_text(json.dumps({"images": entries, "annotations": annotations,
-                                "categories": [{"id": i + 1, "name": n} for i, n in enumerate(CLASSES)]}))
+                                "categories": [{"id": i + 1, "name": n}
+                                               for i, n in enumerate(CLASSES)]}))
     return path
 
 
@@ -199,8 +202,9 @@ CASES = {
         "yolo": r"labels/a.txt:1: image 'a': class index 7 is not in 0..1"}),
     "wrong_image_size": (SIZED, _with(("a", [("dog", BOX)], (100, 100))), {},
                          r"image 'a(\.png)?': annotated at 100x100 but the image is 64x48"),
-    "text_coordinate": (("label_studio", "coco"), _with(("a", [("dog", ["10", 5.0, 30.0, 40.0])], None)),
-                        {}, r"(x given as text|a coordinate is given as text)"),
+    "text_coordinate": (("label_studio", "coco"),
+                        _with(("a", [("dog", ["10", 5.0, 30.0, 40.0])], None)), {},
+                        r"(x given as text|a coordinate is given as text)"),
     "not_a_number": (("cvat", "yolo"), _with(("a", [("dog", ["ten", 5.0, 30.0, 40.0])], None)), {},
                      r"(box without numeric xtl/ytl/xbr/ybr|a field is not a number)"),
     "nan_coordinate": (ALL, _with(("a", [("dog", [NAN, 5.0, 30.0, 40.0])], None)), {},
@@ -213,7 +217,8 @@ CASES = {
     "image_not_in_dataset": (ALL, _with(("zz", [("dog", BOX)], None)), {},
                              r"image 'zz(\.png)?' is not in the awaiting batch of cycle 3 \(3 "
                              r"images\) nor anywhere in the dataset"),
-    "path_traversal": (("cvat", "coco"), _with(("../../tmp/elsewhere/a.png", [("dog", BOX)], None)), {},
+    "path_traversal": (("cvat", "coco"),
+                       _with(("../../tmp/elsewhere/a.png", [("dog", BOX)], None)), {},
                        r"image '../../tmp/elsewhere/a.png' is a path that leads outside the "
                        r"annotation package and the document root"),
     "absolute_path_elsewhere": (("cvat", "coco"), _with(("/etc/a.png", [("dog", BOX)], None)), {},
@@ -308,7 +313,8 @@ def test_yolo_links_out_of_the_folder_are_not_followed_and_nothing_is_quoted(wor
     elsewhere = tmp_path / "elsewhere"
     (returned / "labels").rename(elsewhere)
     (returned / "labels").symlink_to(elsewhere)
-    with pytest.raises(InvalidLabelsError, match=r"yolo/labels: a symbolic link that leads outside"):
+    with pytest.raises(InvalidLabelsError,
+                       match=r"yolo/labels: a symbolic link that leads outside"):
         workspace.import_labels(returned)
     # A file that is not a label file is not quoted either.
     (returned / "labels").unlink()
@@ -429,8 +435,9 @@ def test_label_studio_tasks_outside_the_batch_are_listed_not_imported(workspace,
         client.annotations.create(id=task.id, result=[
             {"from_name": "label", "to_name": "image", "type": "rectanglelabels",
              "original_width": width, "original_height": height,
-             "value": {"x": _pct(x1, width), "y": _pct(y1, height), "width": _pct(x2, width, x1),
-                       "height": _pct(y2, height, y1), "rotation": 0, "rectanglelabels": [name]}}
+             "value": {"x": _pct(x1, width), "y": _pct(y1, height),
+                       "width": _pct(x2, width, x1), "height": _pct(y2, height, y1),
+                       "rotation": 0, "rectanglelabels": [name]}}
             for name, (x1, y1, x2, y2) in boxes], was_cancelled=False)
 
     state = receive()

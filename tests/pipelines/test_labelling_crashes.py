@@ -67,7 +67,7 @@ _KILLER = textwrap.dedent("""
 
 
 def _awaiting_workspace(project: Path) -> dict:
-    """Cycle 0 of a prepared dataset whose batch (u1, u2) waits for labels; a COCO export of them."""
+    """Cycle 0 of a prepared dataset, its batch (u1, u2) waiting for labels; their COCO export."""
     records = [{"image_id": i, "file": str(project / f"pool/{i}.png"), "width": 32, "height": 32}
                for i in ("l1", *BATCH)]
     JSONDataset(filepath="data/03_primary/image_index.json", version=Version(None, None)).save(
@@ -92,7 +92,8 @@ def _import(project: Path, params: dict) -> None:
     _end_stale_runs()
     environment = dict(os.environ)
     try:
-        with KedroSession.create(project_path=project, env="tiny", runtime_params=params) as session:
+        with KedroSession.create(project_path=project, env="tiny",
+                                 runtime_params=params) as session:
             session.run(pipeline_names=["al_cycle"], node_names=["receive_labels"])
     finally:
         _end_stale_runs()

@@ -159,7 +159,7 @@ class BatchImages:
     classes: list[str]
     roots: Roots = Roots()
     dataset: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
-    """Every image of the prepared dataset (the batch's included), to name what is not the batch's."""
+    """Every image of the prepared dataset (the batch's too): names what is not the batch's."""
     labelled_in: dict[str, int | None] = field(default_factory=dict, repr=False)
     """Images labelled before: the cycle whose batch they were in (None: the initial set)."""
     labels: dict[str, Boxes] = field(default_factory=dict, repr=False)
@@ -213,7 +213,8 @@ class BatchImages:
         parsed = urlparse(key)
         if parsed.scheme in ("http", "https"):
             return self._by_url(key)
-        local = parse_qs(parsed.query).get("d") if parsed.path.startswith("/data/local-files") else None
+        local_files = parsed.path.startswith("/data/local-files")
+        local = parse_qs(parsed.query).get("d") if local_files else None
         if local:
             return self._by_path(local[0], self.roots.document_root, relative_only=True)
         path = unquote(parsed.path or key) if parsed.scheme in ("", "file") else key
@@ -325,8 +326,9 @@ def check_returned(returned: Sequence[ReturnedImage], batch: BatchImages, source
         boxes = _checked_boxes(image, batch.dataset[found.image_id], batch.classes, limits, faults,
                                quiet=found.image_id not in batch.records)
         if found.image_id not in batch.records:
-            if boxes is None or _canonical(boxes) != _canonical(batch.labels.get(found.image_id, [])) \
-                    or found.image_id not in batch.labelled_in:
+            imported = batch.labels.get(found.image_id, [])
+            if boxes is None or found.image_id not in batch.labelled_in \
+                    or _canonical(boxes) != _canonical(imported):
                 reason = batch.earlier(found.image_id)
                 if found.image_id in batch.labelled_in:
                     reason += "; the returned boxes differ from the imported ones"
@@ -365,7 +367,8 @@ def _checked_boxes(image: ReturnedImage, record: Mapping[str, Any], classes: lis
     boxes = []
     for name, bbox in image.boxes:
         if name not in classes:
-            report.add("unknown class", f"{where}: unknown class {shown(name)} (classes: {classes})")
+            report.add("unknown class",
+                       f"{where}: unknown class {shown(name)} (classes: {classes})")
             continue
         if any(math.isnan(v) for v in bbox) or any(math.isinf(v) for v in bbox):
             problem = "NaN" if any(math.isnan(v) for v in bbox) else "infinite"

@@ -80,7 +80,8 @@ def read_cvat(path: Path, limits: Limits = Limits(),
         raise InvalidLabelsError(f"{path}: not valid XML, truncated or corrupt "
                                  f"(at line {line} column {column})") from error
     if root.tag != "annotations":
-        raise InvalidLabelsError(f"{path}: not a CVAT for images export (root <{str(root.tag)[:30]}>)")
+        raise InvalidLabelsError(
+            f"{path}: not a CVAT for images export (root <{str(root.tag)[:30]}>)")
     returned = []
     for image in root.iter("image"):
         name = image.get("name")

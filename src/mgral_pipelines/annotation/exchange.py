@@ -110,7 +110,8 @@ def collect_labels(batch: BatchImages, al: ALParams, server: LabelStudioServer,
         return checked, source
     if al.files.labels is None:
         where = f"the annotation package {package}" if package else "no package found"
-        return Checked({}, []), f"{where}; when labels are done, add --params=al.files.labels=<export>"
+        hint = "when labels are done, add --params=al.files.labels=<export>"
+        return Checked({}, []), f"{where}; {hint}"
     source = f"al.files.labels={al.files.labels}"
     faults = Faults()
     returned = read_returned_file(Path(al.files.labels), al.files.format, batch, bounds, faults)
@@ -133,8 +134,9 @@ def _other_tasks(tasks: list[Any], batch: BatchImages, source: str,
         returned = read_export([task], source, bounds, faults)
         if faults:
             where = f"{source}: task {task.get('id') if isinstance(task, dict) else '?'}"
+            reason = f"unreadable ({', '.join(faults.problems())})"
             listed.append({"image": shown(task_key(task)) if isinstance(task, dict) else "?",
-                           "where": where, "reason": f"unreadable ({', '.join(faults.problems())})"})
+                           "where": where, "reason": reason})
             continue
         listed += check_returned(returned, batch, source, strangers_are_faults=False,
                                  limits=bounds).not_imported

@@ -85,13 +85,14 @@ class AnnotationPackageDataset(AbstractDataset[dict[str, Any], dict[str, str]]):
 
     On the local filesystem a package is written in a temporary folder and renamed into place, so a
     crash never leaves half a package (the next save of that cycle removes the temporary folder a
-    killed one left), and images are hard-linked where the file system allows, else copied. Elsewhere its files are uploaded one by one (the state that records the batch is
-    saved after the package, so a crash is repaired by the next run). A package of the same cycle
-    written before (a cycle run again, e.g. after a new `prepare`) moves to
-    `<path>/archive/<UTC time>/` first: people may have edited its labels/ in place. `load()`
-    returns `{"cycle_<t>": folder}` of the packages written so far (a local path, or a URL such as
-    `s3://...`). Saving `{}` writes nothing (the cycle's annotator does not use packages). No
-    kedro-datasets dataset writes a folder of text files and linked images.
+    killed one left), and images are hard-linked where the file system allows, else copied.
+    Elsewhere its files are uploaded one by one (the state that records the batch is saved after
+    the package, so a crash is repaired by the next run). A package of the same cycle written
+    before (a cycle run again, e.g. after a new `prepare`) moves to `<path>/archive/<UTC time>/`
+    first: people may have edited its labels/ in place. `load()` returns `{"cycle_<t>": folder}`
+    of the packages written so far (a local path, or a URL such as `s3://...`). Saving `{}`
+    writes nothing (the cycle's annotator does not use packages). No kedro-datasets dataset
+    writes a folder of text files and linked images.
     """
 
     def __init__(self, path: str, credentials: dict[str, Any] | None = None,

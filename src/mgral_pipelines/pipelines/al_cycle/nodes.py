@@ -159,10 +159,11 @@ def update_state(
         sent_at = datetime.now(UTC).isoformat(timespec="seconds")
         logger.info("Cycle %d: %d images await labels from %s", state["cycle"], len(query_ids),
                     params.annotator)
-        awaiting = al_state.await_labels(state, query_ids, params.strategy, params.annotator, sent_at)
+        waiting = al_state.await_labels(state, query_ids, params.strategy, params.annotator,
+                                        sent_at)
         if ignored:
-            awaiting["awaiting"]["ignored_parameters"] = list(ignored)
-        return awaiting
+            waiting["awaiting"]["ignored_parameters"] = list(ignored)
+        return waiting
     next_state = al_state.advance(state, query_ids, new_labels, params.strategy)
     if ignored:
         next_state["history"][-1]["ignored_parameters"] = list(ignored)
