@@ -19,6 +19,22 @@ def profile_parameters(env: str = "base") -> dict[str, Any]:
     return loader["parameters"]
 
 
+def agent_settings(env: str = "base", episodes: int | None = None) -> dict[str, Any]:
+    """What the `agent` pipeline of profile `env` runs with: its AgentConfig (B = al.budget;
+    `episodes` overrides the profile's), LookupConfig and the LUT's K (`lut_entries`)."""
+    from mgral_pipelines.config import AgentParams, ALParams, LUTParams
+    from mgral_pipelines.mgral.agent import AgentConfig
+    from mgral_pipelines.mgral.lookup import LookupConfig
+
+    params = profile_parameters(env)
+    agent = AgentParams(**params["agent"])
+    policy = {**agent.policy, "batch_size": ALParams(**params["al"]).budget}
+    if episodes is not None:
+        policy["episodes"] = episodes
+    return {"agent": AgentConfig(**policy), "lookup": LookupConfig(**agent.lookup),
+            "lut_entries": LUTParams(**params["lut"]).num_batches}
+
+
 def as_partitions(value: dict[str, Any]) -> dict[str, Any]:
     """An in-memory dict in the shape a PartitionedDataset loads: key -> loader."""
     return {key: (lambda v=v: v) for key, v in value.items()}

@@ -21,8 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _project import load_cycle  # noqa: E402
+if __package__ in (None, ""):  # `python benchmarks/<script>.py`: import the package from the root
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+from benchmarks._project import load_cycle  # noqa: E402
 
 from mgral_pipelines.config import AgentParams, ALParams  # noqa: E402
 from mgral_pipelines.mgral.lookup import Estimator, LookupConfig, LookupTable  # noqa: E402

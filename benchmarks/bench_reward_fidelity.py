@@ -41,8 +41,10 @@ import yaml
 from scipy.stats import spearmanr
 from tqdm.auto import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _project import ROOT  # noqa: E402
+if __package__ in (None, ""):  # `python benchmarks/<script>.py`: import the package from the root
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+from benchmarks._project import ROOT, as_partitions  # noqa: E402
 
 from kedro.framework.session import KedroSession  # noqa: E402
 from kedro.framework.startup import bootstrap_project  # noqa: E402
@@ -86,10 +88,6 @@ def yardstick_state(data: Any, oracle: dict[str, Any], random_labelled: int) -> 
     rng = np.random.default_rng([data.seed, random_labelled])
     extra = sorted(rng.choice(state["pool_ids"], random_labelled, replace=False).tolist())
     return al_state.advance(state, extra, {i: oracle[i] for i in extra}, "random")
-
-
-def _partitions(value: Any) -> dict[str, Any]:
-    return {key: (lambda v=v: v) for key, v in value.items()}
 
 
 def _check_same_batches(held_out: list[dict[str, Any]], path: Path) -> None:
@@ -204,9 +202,9 @@ def main() -> None:
     else:
         checkpoints, _ = train_detector(state, index, data.eval_labels, detector)
         checkpoint = checkpoints[cycle_key(state)]
-    raw, _ = embed_images(_partitions(checkpoints), state, index, detector, params["embedding"])
-    embeddings, _ = reduce_embeddings(_partitions(raw), state, params["embedding"])
-    detections = predict_pool(_partitions(checkpoints), state, index, detector, al)
+    raw, _ = embed_images(as_partitions(checkpoints), state, index, detector, params["embedding"])
+    embeddings, _ = reduce_embeddings(as_partitions(raw), state, params["embedding"])
+    detections = predict_pool(as_partitions(checkpoints), state, index, detector, al)
 
     # Held-out batches, drawn as the LUT draws its own, with another seed.
     params_lut = LUTParams(**lut)
@@ -227,8 +225,8 @@ def main() -> None:
     lookup = {**AgentParams(**params["agent"]).lookup,
               **{k: yaml.safe_load(v) for k, v in (i.split("=", 1) for i in args.lookup)}}
     agent = {**params["agent"], "lookup": lookup}
-    tables, _ = build_lut(state, index, data.eval_labels, _partitions(checkpoints),
-                          _partitions(embeddings), _partitions(detections), detector, lut,
+    tables, _ = build_lut(state, index, data.eval_labels, as_partitions(checkpoints),
+                          as_partitions(embeddings), as_partitions(detections), detector, lut,
                           agent, al)
     table = tables[cycle_key(state)]
     (scratch / "lut.json").write_text(json.dumps(table))  # for a look at the entries afterwards

@@ -40,7 +40,7 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 
 from benchmarks._measure import cpu_seconds, peak_rss_mib, run_conditions  # noqa: E402
-from benchmarks._project import ROOT, profile_parameters  # noqa: E402
+from benchmarks._project import ROOT, agent_settings  # noqa: E402
 
 STEPS = ("embedding", "agent", "query")
 
@@ -75,21 +75,6 @@ def _synthetic_images(folder: Path, size: int, distinct: int = 256) -> list[dict
         records.append({"image_id": f"img{i:07d}", "file": str(path), "width": 160,
                         "height": 160})
     return records
-
-
-def profile_settings(env: str, episodes: int | None) -> dict:
-    """The agent's AgentConfig and LookupConfig and the LUT's K as profile `env` resolves them."""
-    from mgral_pipelines.config import AgentParams, ALParams, LUTParams
-    from mgral_pipelines.mgral.agent import AgentConfig
-    from mgral_pipelines.mgral.lookup import LookupConfig
-
-    params = profile_parameters(env)
-    agent = AgentParams(**params["agent"])
-    policy = {**agent.policy, "batch_size": ALParams(**params["al"]).budget}
-    if episodes is not None:
-        policy["episodes"] = episodes
-    return {"agent": AgentConfig(**policy), "lookup": LookupConfig(**agent.lookup),
-            "lut_entries": LUTParams(**params["lut"]).num_batches}
 
 
 def run_step(step: str, size: int, args: argparse.Namespace) -> dict:
@@ -134,7 +119,7 @@ def run_step(step: str, size: int, args: argparse.Namespace) -> dict:
         )
         from mgral_pipelines.mgral.lookup import Estimator, LookupTable
 
-        settings = profile_settings(args.env, args.episodes)
+        settings = agent_settings(args.env, args.episodes)
         config = settings["agent"]
         inputs = rng.normal(size=(size, args.dim)).astype(np.float32)
         result["rss_before_mib"] = peak_rss_mib()

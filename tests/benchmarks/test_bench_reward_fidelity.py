@@ -75,8 +75,7 @@ def test_yardstick_measures_then_rereads_the_same_batches(project):  # noqa: F81
 
 
 def test_pooling_fisher_z_of_equal_samples_keeps_rho_and_narrows_the_interval():
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from pool_yardsticks import pooled_interval
+    from benchmarks.pool_yardsticks import pooled_interval
 
     one = {"rho": 0.4, "low": 0.05, "high": 0.66, "n": 30}
     pooled = pooled_interval([one, one])
@@ -87,8 +86,7 @@ def test_pooling_fisher_z_of_equal_samples_keeps_rho_and_narrows_the_interval():
 
 
 def test_class_gain_counts_an_object_of_a_class_the_labels_lack_most():
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from bench_reward_features import class_gain
+    from benchmarks.bench_reward_features import class_gain
 
     from mgral_pipelines.mgral.features import class_counts
 
@@ -102,8 +100,7 @@ def test_class_gain_counts_an_object_of_a_class_the_labels_lack_most():
 
 
 def test_yardstick_state_labels_random_pool_images_like_a_random_query():
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from bench_reward_fidelity import yardstick_state
+    from benchmarks.bench_reward_fidelity import yardstick_state
 
     from mgral_pipelines import al_state
 
@@ -121,8 +118,7 @@ def test_yardstick_state_labels_random_pool_images_like_a_random_query():
 
 
 def test_a_reread_of_other_batches_stops_before_any_training(tmp_path):
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from bench_reward_fidelity import _check_same_batches
+    from benchmarks.bench_reward_fidelity import _check_same_batches
 
     earlier = tmp_path / "earlier.csv"
     pd.DataFrame({"batch": [0, 0, 1, 1], "repeat": [0, 1, 0, 1],
