@@ -49,6 +49,16 @@ def test_yardstick_measures_then_rereads_the_same_batches(project):  # noqa: F81
     assert json.loads((project / "yardstick/kernel.json").read_text())["lookup"][
         "estimator"] == "kernel"
 
+    # Which look-up carries the ΔmAP to batches it has not seen, on the same measurements and D_0.
+    subprocess.run([sys.executable, "benchmarks/bench_lookup_generalisation.py", "--env", "tiny",
+                    "--split-seed", "0", "--rows", "yardstick/trend.csv", "--weights",
+                    str(initial), "--out", "yardstick/generalisation.csv"],
+                   cwd=project, check=True)
+    generalisation = pd.read_csv(project / "yardstick/generalisation.csv")
+    assert len(generalisation) == 4  # one leave-one-out prediction per batch and look-up
+    assert {"wasserstein_kernel", "predicted_objects_linear"} <= set(generalisation.columns)
+    assert json.loads((project / "yardstick/generalisation.json").read_text())["batches"] == 4
+
     # What a reward could see, per batch, against the same true gains (D_0 is the run's own).
     subprocess.run([sys.executable, "benchmarks/bench_reward_features.py", "yardstick/trend.csv",
                     "--env", "tiny", "--out", "yardstick/features.csv"], cwd=project, check=True)
