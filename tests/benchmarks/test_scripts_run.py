@@ -60,8 +60,9 @@ def test_compare_strategies(copy, tmp_path):
 
 @pytest.mark.slow
 def test_bench_scaling(copy, tmp_path):
-    _script(copy, "bench_scaling", "--sizes", "64", "128", "--embed-limit", "8", "--episodes",
-            "8", "--work-dir", str(tmp_path / "pool"), "--out", "s.json", "--plot", "s.png")
+    _script(copy, "bench_scaling", "--env", "tiny", "--sizes", "64", "128", "--embed-limit", "8",
+            "--episodes", "8", "--work-dir", str(tmp_path / "pool"), "--out", "s.json",
+            "--plot", "s.png")
     output = json.loads((copy / "s.json").read_text())
     rows = {(r["step"], r["pool_size"]): r for r in output["results"]}
     assert set(rows) == {(s, n) for s in ("embedding", "agent", "query") for n in (64, 128)}
