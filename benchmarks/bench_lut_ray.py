@@ -31,6 +31,7 @@ if __package__ in (None, ""):  # `python benchmarks/<script>.py`: import the pac
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import os  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -73,6 +74,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
+    conditions = run_conditions(args.note)  # at the start: the commit and load it began with
     manifest = load_yolo_dataset(
         generate_embedded_dataset(ROOT / "data/01_raw/embedded", EmbeddedDatasetConfig()))
     ids = [r["image_id"] for r in manifest["images"]]
@@ -123,7 +125,7 @@ def main() -> None:
     deltas = [[entry["delta_map"] for entry in table["entries"]] for table in tables]
     ratios = [pair["ratio_sequential_over_ray"] for pair in pairs]
     result = {
-        "conditions": run_conditions(args.note),
+        "conditions": {**conditions, "load_average_1_5_15min_at_end": list(os.getloadavg())},
         "settings": {"variants": args.variants, "ray_workers": args.ray_workers,
                      "address": args.address, "num_gpus_per_task": args.num_gpus,
                      "labelled": args.labelled, "val": args.val, "batch_size": args.batch_size,

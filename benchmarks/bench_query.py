@@ -49,6 +49,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
 
+    conditions = run_conditions(args.note)  # at the start: the commit and load it began with
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -86,7 +87,7 @@ def main() -> None:
               f"({result['torch_threads']} torch threads)")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"conditions": run_conditions(args.note),
+        args.out.write_text(json.dumps({"conditions": conditions,
                                         "results": results}, indent=2) + "\n")
 
 
