@@ -41,7 +41,10 @@ from benchmarks._measure import load_average, run_conditions  # noqa: E402
 from benchmarks._project import ROOT, profile_parameters  # noqa: E402
 from mgral_pipelines import detector as adapter  # noqa: E402
 from mgral_pipelines.config import LUTParams  # noqa: E402
-from mgral_pipelines.data.embedded import EmbeddedDatasetConfig, generate_embedded_dataset  # noqa: E402
+from mgral_pipelines.data.embedded import (  # noqa: E402
+    EmbeddedDatasetConfig,
+    generate_embedded_dataset,
+)
 from mgral_pipelines.data.importers import load_yolo_dataset  # noqa: E402
 from mgral_pipelines.execution import Executor, RayParams  # noqa: E402
 from mgral_pipelines.mgral import variants  # noqa: E402

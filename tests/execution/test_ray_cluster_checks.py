@@ -24,8 +24,8 @@ from mgral_pipelines.execution import Executor, RayParams, run_tasks
 
 started = time.monotonic()
 try:
-    result = run_tasks(abs, [-1, -2], Executor(kind="ray", ray=RayParams(**json.loads(sys.argv[1]))),
-                       desc="checks")
+    executor = Executor(kind="ray", ray=RayParams(**json.loads(sys.argv[1])))
+    result = run_tasks(abs, [-1, -2], executor, desc="checks")
     outcome = {"result": result}
 except Exception as error:
     outcome = {"error": type(error).__name__, "message": str(error)}
@@ -68,7 +68,8 @@ def test_a_dead_address_is_refused_in_seconds_with_the_fix(ray_cluster):
     assert outcome["seconds"] < 10  # Ray alone retries for about 14 minutes
     message = outcome["message"]
     assert f"no Ray cluster answers at {dead} (ray.address)" in message
-    assert f"ray start --head --port={int(port) + 7}" in message and "leave ray.address null" in message
+    assert f"ray start --head --port={int(port) + 7}" in message
+    assert "leave ray.address null" in message
 
 
 def test_a_task_no_node_can_hold_is_refused_before_it_waits(ray_cluster):
