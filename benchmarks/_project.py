@@ -1,14 +1,43 @@
-"""Load the current cycle's artefacts through the project's Kedro catalog (benchmarks only)."""
+"""The Kedro project as the benchmarks see it: its root, a profile's parameters, a cycle's data."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from kedro.config import OmegaConfigLoader
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def profile_parameters(env: str = "base") -> dict[str, Any]:
+    """The parameters `kedro run --env <env>` resolves (base: the shipped defaults)."""
+    loader = OmegaConfigLoader(str(ROOT / "conf"), base_env="base", default_run_env="local",
+                               env=None if env == "base" else env)
+    return loader["parameters"]
+
+
+def agent_settings(env: str = "base", episodes: int | None = None) -> dict[str, Any]:
+    """What the `agent` pipeline of profile `env` runs with: its AgentConfig (B = al.budget;
+    `episodes` overrides the profile's), LookupConfig and the LUT's K (`lut_entries`)."""
+    from mgral_pipelines.config import AgentParams, ALParams, LUTParams
+    from mgral_pipelines.mgral.agent import AgentConfig
+    from mgral_pipelines.mgral.lookup import LookupConfig
+
+    params = profile_parameters(env)
+    agent = AgentParams(**params["agent"])
+    policy = {**agent.policy, "batch_size": ALParams(**params["al"]).budget}
+    if episodes is not None:
+        policy["episodes"] = episodes
+    return {"agent": AgentConfig(**policy), "lookup": LookupConfig(**agent.lookup),
+            "lut_entries": LUTParams(**params["lut"]).num_batches}
+
+
+def as_partitions(value: dict[str, Any]) -> dict[str, Any]:
+    """An in-memory dict in the shape a PartitionedDataset loads: key -> loader."""
+    return {key: (lambda v=v: v) for key, v in value.items()}
 
 
 def load_cycle(env: str | None = None, cycle: int | None = None) -> dict[str, Any]:

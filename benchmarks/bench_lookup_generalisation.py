@@ -41,9 +41,11 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _project import ROOT  # noqa: E402
-from bench_reward_fidelity import _partitions, spearman_interval  # noqa: E402
+if __package__ in (None, ""):  # `python benchmarks/<script>.py`: import the package from the root
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+from benchmarks._project import ROOT, as_partitions  # noqa: E402
+from benchmarks.bench_reward_fidelity import spearman_interval  # noqa: E402
 
 from kedro.framework.session import KedroSession  # noqa: E402
 from kedro.framework.startup import bootstrap_project  # noqa: E402
@@ -150,9 +152,9 @@ def main() -> None:
         raise SystemExit(f"{args.rows}: {len(outside)} batch images are not in split "
                          f"{args.split_seed}'s pool (e.g. {outside[:3]}): use the yardstick's "
                          "--env and --split-seed")
-    checkpoints = _partitions({cycle_key(state): args.weights.read_bytes()})
+    checkpoints = as_partitions({cycle_key(state): args.weights.read_bytes()})
     raw, _ = embed_images(checkpoints, state, index, params["detector"], params["embedding"])
-    embeddings, _ = reduce_embeddings(_partitions(raw), state, params["embedding"])
+    embeddings, _ = reduce_embeddings(as_partitions(raw), state, params["embedding"])
     detections = predict_pool(checkpoints, state, index, params["detector"],
                               params["al"])[cycle_key(state)]
     vectors = embeddings[cycle_key(state)]

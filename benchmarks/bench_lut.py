@@ -21,10 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _project import load_cycle  # noqa: E402
+if __package__ in (None, ""):  # `python benchmarks/<script>.py`: import the package from the root
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+from benchmarks._project import load_cycle  # noqa: E402
 
 from mgral_pipelines.config import AgentParams, ALParams  # noqa: E402
+from mgral_pipelines.mgral.features import confident_detections  # noqa: E402
 from mgral_pipelines.mgral.lookup import Estimator, LookupConfig, LookupTable  # noqa: E402
 
 
@@ -46,14 +49,21 @@ def main() -> None:
     features = cycle["partition"]("embeddings")
     row_of = {image_id: row for row, image_id in enumerate(features["image_ids"])}
     vectors = np.asarray(features["vectors"])
+    # What the agent's reward reads per image beside its embedding (pipelines/agent/nodes.py):
+    # D_t's confident detections, weighted as the table weighted its entries'.
+    detections = cycle["partition"]("pool_detections")
+    weights = table.get("class_weights")
+    detected = {i: confident_detections(detections[i], class_weights=weights)
+                for i in state["pool_ids"]}
     budget = min(ALParams(**params["al"]).budget, len(state["pool_ids"]))
     rng = np.random.default_rng(0)
     seconds = []
     for _ in range(args.lookups):
         batch = rng.choice(state["pool_ids"], budget, replace=False)
         rows = vectors[[row_of[i] for i in batch]]
+        counts = np.array([detected[i] for i in batch])
         started = time.perf_counter()
-        estimate(rows)
+        estimate(rows, counts)
         seconds.append(time.perf_counter() - started)
     variant_seconds = statistics.median(
         [table["reference"]["train_time_s"]] + [e["train_time_s"] for e in table["entries"]])

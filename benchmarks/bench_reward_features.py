@@ -53,10 +53,12 @@ import ot  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.cluster import KMeans  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _project import ROOT  # noqa: E402
-from bench_reward_fidelity import _partitions, spearman_interval, yardstick_state  # noqa: E402
-from pool_yardsticks import pooled_interval  # noqa: E402
+if __package__ in (None, ""):  # `python benchmarks/<script>.py`: import the package from the root
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+from benchmarks._project import ROOT, as_partitions  # noqa: E402
+from benchmarks.bench_reward_fidelity import spearman_interval, yardstick_state  # noqa: E402
+from benchmarks.pool_yardsticks import pooled_interval  # noqa: E402
 
 from kedro.framework.session import KedroSession  # noqa: E402
 from kedro.framework.startup import bootstrap_project  # noqa: E402
@@ -142,9 +144,9 @@ def run_features(csv: Path, context: dict[str, Any]) -> pd.DataFrame:
     else:
         print(f"{csv.stem}: {weights} is gone, training D_t again", flush=True)
         checkpoints, _ = train_detector(state, index, data.eval_labels, detector)
-    raw, _ = embed_images(_partitions(checkpoints), state, index, detector, params["embedding"])
-    embeddings, _ = reduce_embeddings(_partitions(raw), state, params["embedding"])
-    detections = predict_pool(_partitions(checkpoints), state, index, detector,
+    raw, _ = embed_images(as_partitions(checkpoints), state, index, detector, params["embedding"])
+    embeddings, _ = reduce_embeddings(as_partitions(raw), state, params["embedding"])
+    detections = predict_pool(as_partitions(checkpoints), state, index, detector,
                               {**params["al"], "strategy": "mgral"})
     rows = pd.read_csv(csv)
     batches = rows.groupby("batch").agg(

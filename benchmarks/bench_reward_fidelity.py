@@ -41,9 +41,11 @@ import yaml
 from scipy.stats import spearmanr
 from tqdm.auto import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _project import ROOT  # noqa: E402
-from retired_lookups import DETECTION_WEIGHTS, KernelReadout  # noqa: E402
+if __package__ in (None, ""):  # `python benchmarks/<script>.py`: import the package from the root
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+from benchmarks._project import ROOT, as_partitions  # noqa: E402
+from benchmarks.retired_lookups import DETECTION_WEIGHTS, KernelReadout  # noqa: E402
 
 from kedro.framework.session import KedroSession  # noqa: E402
 from kedro.framework.startup import bootstrap_project  # noqa: E402
@@ -87,10 +89,6 @@ def yardstick_state(data: Any, oracle: dict[str, Any], random_labelled: int) -> 
     rng = np.random.default_rng([data.seed, random_labelled])
     extra = sorted(rng.choice(state["pool_ids"], random_labelled, replace=False).tolist())
     return al_state.advance(state, extra, {i: oracle[i] for i in extra}, "random")
-
-
-def _partitions(value: Any) -> dict[str, Any]:
-    return {key: (lambda v=v: v) for key, v in value.items()}
 
 
 def _check_same_batches(held_out: list[dict[str, Any]], path: Path) -> None:
@@ -208,9 +206,9 @@ def main() -> None:
     else:
         checkpoints, _ = train_detector(state, index, data.eval_labels, detector)
         checkpoint = checkpoints[cycle_key(state)]
-    raw, _ = embed_images(_partitions(checkpoints), state, index, detector, params["embedding"])
-    embeddings, _ = reduce_embeddings(_partitions(raw), state, params["embedding"])
-    detections = predict_pool(_partitions(checkpoints), state, index, detector, al)
+    raw, _ = embed_images(as_partitions(checkpoints), state, index, detector, params["embedding"])
+    embeddings, _ = reduce_embeddings(as_partitions(raw), state, params["embedding"])
+    detections = predict_pool(as_partitions(checkpoints), state, index, detector, al)
 
     # Held-out batches, drawn as the LUT draws its own, with another seed.
     params_lut = LUTParams(**lut)
@@ -235,8 +233,8 @@ def main() -> None:
     if readout not in ("trend", "kernel"):
         raise SystemExit(f"--lookup estimator={readout}: trend (shipped) or kernel (retired)")
     agent = {**params["agent"], "lookup": lookup}
-    tables, _ = build_lut(state, index, data.eval_labels, _partitions(checkpoints),
-                          _partitions(embeddings), _partitions(detections), detector, lut,
+    tables, _ = build_lut(state, index, data.eval_labels, as_partitions(checkpoints),
+                          as_partitions(embeddings), as_partitions(detections), detector, lut,
                           agent, al)
     table = tables[cycle_key(state)]
     (scratch / "lut.json").write_text(json.dumps(table))  # for a look at the entries afterwards

@@ -21,8 +21,10 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _project import load_cycle  # noqa: E402
+if __package__ in (None, ""):  # `python benchmarks/<script>.py`: import the package from the root
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+from benchmarks._project import load_cycle  # noqa: E402
 
 from mgral_pipelines import detector as adapter  # noqa: E402
 from mgral_pipelines.config import ALParams, LUTParams  # noqa: E402

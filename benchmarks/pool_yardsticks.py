@@ -19,8 +19,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_reward_fidelity import correlations  # noqa: E402
+if __package__ in (None, ""):  # `python benchmarks/<script>.py`: import the package from the root
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+from benchmarks.bench_reward_fidelity import correlations  # noqa: E402
 
 
 def pooled_interval(intervals: list[dict[str, float]]) -> dict[str, float]:

@@ -7,7 +7,7 @@ from kedro.config import OmegaConfigLoader
 from pydantic import ValidationError
 
 from mgral_pipelines import settings
-from mgral_pipelines.config import DatasetParams
+from mgral_pipelines.config import DatasetParams, LUTParams
 
 
 def test_dataset_path_of_the_embedded_source_is_its_generated_folder():
@@ -66,3 +66,16 @@ def test_overriding_the_benchmark_folder_moves_every_output():
     assert output_dir == "data/08_reporting/mine"
     assert paths == {name: f"data/08_reporting/mine/{file}"
                      for name, file in BENCHMARK_OUTPUTS.items()}
+
+
+@pytest.mark.parametrize("env", ["local", "tiny", "small", "transfer", "voc", "coco"])
+def test_every_profile_trains_its_lut_variants_at_their_own_lower_rate(env):
+    """A profile that restates `lut` replaces the whole section (Kedro merges top-level keys):
+    without `lr0` its variants would train at detector.lr0, where every variant falls to mAP 0
+    and the LUT is a table of zeros."""
+    loader = OmegaConfigLoader(str(Path(__file__).parents[1] / "conf"), base_env="base",
+                               default_run_env="local", env=env)
+    parameters = loader["parameters"]
+    lut = LUTParams(**parameters["lut"])
+    assert lut.lr0 is not None, f"conf/{env}: lut.lr0 is not set"
+    assert lut.lr0 < parameters["detector"]["lr0"]

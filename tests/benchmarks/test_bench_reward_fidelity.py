@@ -49,6 +49,16 @@ def test_yardstick_measures_then_rereads_the_same_batches(project):  # noqa: F81
     assert json.loads((project / "yardstick/kernel.json").read_text())["lookup"][
         "estimator"] == "kernel"
 
+    # Which look-up carries the ΔmAP to batches it has not seen, on the same measurements and D_0.
+    subprocess.run([sys.executable, "benchmarks/bench_lookup_generalisation.py", "--env", "tiny",
+                    "--split-seed", "0", "--rows", "yardstick/trend.csv", "--weights",
+                    str(initial), "--out", "yardstick/generalisation.csv"],
+                   cwd=project, check=True)
+    generalisation = pd.read_csv(project / "yardstick/generalisation.csv")
+    assert len(generalisation) == 4  # one leave-one-out prediction per batch and look-up
+    assert {"wasserstein_kernel", "predicted_objects_linear"} <= set(generalisation.columns)
+    assert json.loads((project / "yardstick/generalisation.json").read_text())["batches"] == 4
+
     # What a reward could see, per batch, against the same true gains (D_0 is the run's own).
     subprocess.run([sys.executable, "benchmarks/bench_reward_features.py", "yardstick/trend.csv",
                     "--env", "tiny", "--out", "yardstick/features.csv"], cwd=project, check=True)
@@ -75,8 +85,7 @@ def test_yardstick_measures_then_rereads_the_same_batches(project):  # noqa: F81
 
 
 def test_pooling_fisher_z_of_equal_samples_keeps_rho_and_narrows_the_interval():
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from pool_yardsticks import pooled_interval
+    from benchmarks.pool_yardsticks import pooled_interval
 
     one = {"rho": 0.4, "low": 0.05, "high": 0.66, "n": 30}
     pooled = pooled_interval([one, one])
@@ -87,8 +96,7 @@ def test_pooling_fisher_z_of_equal_samples_keeps_rho_and_narrows_the_interval():
 
 
 def test_class_gain_counts_an_object_of_a_class_the_labels_lack_most():
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from bench_reward_features import class_gain
+    from benchmarks.bench_reward_features import class_gain
 
     from mgral_pipelines.mgral.features import class_counts
 
@@ -102,8 +110,7 @@ def test_class_gain_counts_an_object_of_a_class_the_labels_lack_most():
 
 
 def test_yardstick_state_labels_random_pool_images_like_a_random_query():
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from bench_reward_fidelity import yardstick_state
+    from benchmarks.bench_reward_fidelity import yardstick_state
 
     from mgral_pipelines import al_state
 
@@ -121,8 +128,7 @@ def test_yardstick_state_labels_random_pool_images_like_a_random_query():
 
 
 def test_a_reread_of_other_batches_stops_before_any_training(tmp_path):
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from bench_reward_fidelity import _check_same_batches
+    from benchmarks.bench_reward_fidelity import _check_same_batches
 
     earlier = tmp_path / "earlier.csv"
     pd.DataFrame({"batch": [0, 0, 1, 1], "repeat": [0, 1, 0, 1],

@@ -4,8 +4,10 @@ resources, shipped files, errors. The two-node cluster tests are next to the LUT
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -67,7 +69,9 @@ def test_private_instance_tasks_files_and_errors(tmp_path, monkeypatch):
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     image = tmp_path / "image.png"
     image.write_bytes(b"not really a png")
-    params = RayParams(local_num_cpus=2, num_cpus=2)
+    # Ray puts Unix sockets under its temp dir: a short path (pytest's tmp_path is too long).
+    temp_dir = Path(tempfile.mkdtemp(prefix="mgral-ray-"))
+    params = RayParams(local_num_cpus=2, num_cpus=2, temp_dir=str(temp_dir))
     executor = Executor(kind="ray", ray=params)
     with ray_tasks.connect(params):  # one instance for the whole test (each call would start one)
         described = run_tasks(_describe, [3, 1, 2], executor, desc="describe")
@@ -97,6 +101,8 @@ def test_private_instance_tasks_files_and_errors(tmp_path, monkeypatch):
         assert received == [(0, 0), (0, 1), (0, 2)]
         assert sorted(stream_tasks(_count_then_fail, [1, 2], executor, desc="curves")) == [
             (0, 0), (1, 0), (1, 1)]
+        # The instance's sessions live in the temp dir the parameters name.
+        assert list(temp_dir.glob("session_*/logs"))
 
         # A task whose worker dies is re-run: a curve streams every item once, in order.
         executor_with_retries = Executor(kind="ray", ray=RayParams(num_cpus=2, max_retries=1))
@@ -111,9 +117,11 @@ def test_private_instance_tasks_files_and_errors(tmp_path, monkeypatch):
 
         # The instance has no GPU: asking for one fails now instead of waiting forever.
         gpu = Executor(kind="ray", ray=RayParams(num_gpus=0.5))
-        with pytest.raises(ValueError, match=r"asks for 0.5 GPU \(ray.num_gpus\).* has 0"):
+        with pytest.raises(ray_tasks.NoNodeFits,
+                           match=r"asks for 1 CPU, 0.5 GPU .* no node .*: 2 CPU, 0 GPU\)"):
             run_tasks(_describe, [1], gpu, desc="describe")
     assert not ray.is_initialized()  # the step stopped the instance it started
+    shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def test_executor_rejects_unknown_kinds():

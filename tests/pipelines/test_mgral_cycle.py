@@ -65,6 +65,8 @@ def test_lut_agent_and_query_never_read_the_pool_oracle(project):
     for step in steps:
         run_pipeline(project, step, MGRAL_RARITY)
     lut_before = _without_timings(project)
+    deltas = [entry["delta_map"] for entry in lut_before["entries"]]
+    assert len(set(deltas)) > 1, f"ΔmAPs all equal ({deltas}): comparing would prove nothing"
     # The weights come from L_0's labels alone.
     labels = json.loads((project / "data/05_model_input/al_state/cycle_0.json").read_text())[
         "labels"]

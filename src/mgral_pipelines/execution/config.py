@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class RayParams(BaseModel):
-    """Where the Ray tasks run and what each one asks of the cluster."""
+    """Where the Ray tasks run, what each one asks of the cluster, and how long to wait for it."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -19,6 +19,17 @@ class RayParams(BaseModel):
     max_retries: int = Field(3, ge=0, description="re-runs of a task whose worker or node died")
     local_num_cpus: int | None = Field(
         None, ge=1, description="CPUs of the local instance (address null); null: all cores")
+    temp_dir: str | None = Field(
+        None, description="absolute folder for the local instance's sessions and logs "
+        "(address null); null: Ray's default, $RAY_TMPDIR/ray or /tmp/ray. Ray puts Unix "
+        "sockets under it: keep the path short (about 60 characters at most)")
+    connect_timeout_s: float = Field(
+        10, gt=0, description="seconds the cluster's address has to answer (a TCP connection to "
+        "it) before the step refuses to connect; Ray alone would retry for about 14 minutes")
+    start_timeout_s: float = Field(
+        300, gt=0, description="seconds to wait until one of the step's tasks has started; then "
+        "the step stops and says what the cluster holds and what is waiting (its CPUs may be "
+        "held by another job)")
     ship_files: bool = Field(
         True, description="send images and checkpoints through Ray's object store; false: tasks "
         "read the driver's paths (a file system shared by every node)")
