@@ -40,6 +40,18 @@ def as_partitions(value: dict[str, Any]) -> dict[str, Any]:
     return {key: (lambda v=v: v) for key, v in value.items()}
 
 
+def require_development(params: dict[str, Any], image_index: dict[str, Any],
+                        split_seeds: list[int], what: str) -> None:
+    """Studies read development data only: exit with the reason on evaluation images or split
+    seeds (the profile's `benchmark.data_sets`; docs/guide/benchmark.md)."""
+    from mgral_pipelines.pipelines.benchmark.data_sets import require_development as check
+
+    try:
+        check(image_index, list(split_seeds), params.get("benchmark", {}), what)
+    except ValueError as error:
+        raise SystemExit(str(error)) from error
+
+
 def load_cycle(env: str | None = None, cycle: int | None = None) -> dict[str, Any]:
     """The AL state of `cycle` (default: the latest) and what the catalog holds for it."""
     bootstrap_project(ROOT)
@@ -57,7 +69,10 @@ def load_cycle(env: str | None = None, cycle: int | None = None) -> dict[str, An
                 raise SystemExit(f"{name} has no {key}: run `kedro run --pipeline=...` for it first")
             return parts[key]()
 
+        image_index = catalog.load("image_index")
+        require_development(params, image_index, [params["dataset"]["splits"]["seed"]],
+                            "this measurement")
         return {
             "state": state, "params": params, "catalog": catalog, "partition": partition,
-            "image_index": catalog.load("image_index"), "eval_labels": catalog.load("eval_labels"),
+            "image_index": image_index, "eval_labels": catalog.load("eval_labels"),
         }

@@ -33,7 +33,7 @@ from scipy import stats
 if __package__ in (None, ""):  # `python benchmarks/<script>.py`: import the package from the root
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from benchmarks._project import ROOT  # noqa: E402
+from benchmarks._project import ROOT, require_development  # noqa: E402
 
 from kedro.framework.session import KedroSession  # noqa: E402
 from kedro.framework.startup import bootstrap_project  # noqa: E402
@@ -74,6 +74,7 @@ def main() -> None:
         context = session.load_context()
         catalog, params = context.catalog, context.params
         index, oracle = catalog.load("image_index"), catalog.load("oracle_annotations")
+    require_development(params, index, [args.split_seed], "the detector noise study")
     sizes = DatasetParams(**params["dataset"]).splits
     ids = [record["image_id"] for record in index["images"]]
     split = al_state.split_ids(ids, sizes.val, sizes.test, sizes.initial, args.split_seed)

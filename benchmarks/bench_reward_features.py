@@ -56,7 +56,7 @@ from sklearn.cluster import KMeans  # noqa: E402
 if __package__ in (None, ""):  # `python benchmarks/<script>.py`: import the package from the root
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from benchmarks._project import ROOT, as_partitions  # noqa: E402
+from benchmarks._project import ROOT, as_partitions, require_development  # noqa: E402
 from benchmarks.bench_reward_fidelity import spearman_interval, yardstick_state  # noqa: E402
 from benchmarks.pool_yardsticks import pooled_interval  # noqa: E402
 
@@ -132,6 +132,7 @@ def run_features(csv: Path, context: dict[str, Any]) -> pd.DataFrame:
                          "finished bench_reward_fidelity.py run")
     summary = json.loads(summary_path.read_text())
     index, oracle, params = context["index"], context["oracle"], context["params"]
+    require_development(params, index, [summary["split_seed"]], "the reward feature study")
     data = seed_data(index, oracle, params["dataset"], summary["split_seed"])
     initial = len(data.initial_state["labelled_ids"])
     state = yardstick_state(data, oracle, summary.get("labelled", initial) - initial)

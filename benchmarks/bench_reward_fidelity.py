@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 if __package__ in (None, ""):  # `python benchmarks/<script>.py`: import the package from the root
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from benchmarks._project import ROOT, as_partitions  # noqa: E402
+from benchmarks._project import ROOT, as_partitions, require_development  # noqa: E402
 from benchmarks.retired_lookups import DETECTION_WEIGHTS, KernelReadout  # noqa: E402
 
 from kedro.framework.session import KedroSession  # noqa: E402
@@ -181,6 +181,7 @@ def main() -> None:
         context = session.load_context()
         catalog, params = context.catalog, context.params
         index, oracle = catalog.load("image_index"), catalog.load("oracle_annotations")
+    require_development(params, index, [args.split_seed], "the reward yardstick")
     data = seed_data(index, oracle, params["dataset"], args.split_seed)
     state = yardstick_state(data, oracle, args.random_labelled)
     scratch = Path(params["detector"]["run_dir"]) / "reward_fidelity" / args.out.stem

@@ -138,3 +138,28 @@ def test_a_reread_of_other_batches_stops_before_any_training(tmp_path):
         _check_same_batches([{"image_ids": ["a", "b"]}, {"image_ids": ["c", "e"]}], earlier)
     with pytest.raises(SystemExit, match="other batches"):  # more batches than were measured
         _check_same_batches([{"image_ids": ["a", "b"]}] * 3, earlier)
+
+
+def test_studies_refuse_the_evaluation_set(project):  # noqa: F811
+    """A profile that declares an evaluation set: the yardstick and the other studies exit with
+    the reason, before training anything, on its split seeds (and on its images)."""
+    shutil.copytree(REPO / "benchmarks", project / "benchmarks")
+    run_pipeline(project, "prepare")
+    declared = ("benchmark:\n  data_sets:\n"
+                "    development: {generator_seed: 0, split_seeds: [0]}\n"
+                "    evaluation: {generator_seed: 7, split_seeds: [9]}\n"
+                "  data_set: development\n  seeds: null\n")
+    (project / "conf/tiny/parameters_benchmark.yml").write_text(declared)
+    (project / "x.pt").write_bytes(b"")  # checked for existence only, before the gate
+    (project / "rows.csv").write_text("batch,repeat,image_ids,semi_delta,true_gain,lut_prediction\n"
+                                      "0,0,a b,0.0,0.0,0.0\n")
+    for script, extra in [("bench_reward_fidelity.py", ["--batches", "2"]),
+                          ("bench_detector_noise.py", []),
+                          ("bench_lookup_generalisation.py", ["--rows", "rows.csv", "--weights", "x.pt"])]:
+        refused = subprocess.run(
+            [sys.executable, f"benchmarks/{script}", "--env", "tiny", "--split-seed", "9", *extra],
+            cwd=project, capture_output=True, text=True)
+        assert refused.returncode != 0, script
+        assert "reads development data only, but split seeds [9] are evaluation split seeds" in \
+            refused.stderr, (script, refused.stderr[-600:])
+    assert not (project / "data/06_models/runs/reward_fidelity").exists()  # nothing trained
