@@ -2,7 +2,7 @@
 
     kedro run --env transfer --pipeline=prepare
     python benchmarks/bench_detector_noise.py --env transfer --seeds 6 --extra 80 \
-        --out docs/detector_noise_transfer.csv
+        --out docs/results/detector_noise/transfer_80_labelled.csv
 
 Takes the labelled set of a mid-curve point (the split's L_0 plus `--extra` pool images drawn with
 `--split-seed`, labelled from the oracle: a benchmark may read it), and fine-tunes the profile's

@@ -2,9 +2,9 @@
 yardstick (bench_reward_fidelity.py), reusing its held-out batches, their measurements and its D_0:
 
     python benchmarks/bench_lookup_generalisation.py --env transfer --split-seed 0 \
-        --rows docs/reward_fidelity_transfer_lr0.csv \
+        --rows docs/results/reward_fidelity/split0_l20_kernel.csv \
         --weights data/06_models/runs/reward_fidelity/reward_fidelity_transfer_lr0/cycle_0/lut/reference/initial_weights.pt \
-        --out docs/lookup_generalisation_transfer.csv
+        --out docs/results/lookup_generalisation/split0_l20.csv
 
 A benchmark, not part of the method: it reads the true gains the yardstick measured with the oracle.
 The yardstick's 30 held-out batches were drawn the way the LUT draws its entries and each carries
@@ -125,7 +125,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=None,
                         help="fit the look-ups to this one repeat's semi-supervised ΔmAP, one "
                         "measurement per batch as a LUT entry holds (default: the repeats' mean)")
-    parser.add_argument("--out", type=Path, default=Path("docs/lookup_generalisation.csv"))
+    parser.add_argument("--out", type=Path, default=Path("docs/results/lookup_generalisation/generalisation.csv"))
     args = parser.parse_args()
     for path in (args.rows, args.weights):
         if not path.is_file():

@@ -1,8 +1,8 @@
 """What could a reward see? Batch features against the yardstick's true gains.
 
-    python benchmarks/bench_reward_features.py docs/reward_fidelity_transfer_trend.csv \
-        docs/reward_fidelity_transfer_split1.csv --env transfer \
-        --out docs/reward_features_transfer.csv
+    python benchmarks/bench_reward_features.py docs/results/reward_fidelity/split0_l20_uniform.csv \
+        docs/results/reward_fidelity/split1_l20_uniform.csv --env transfer \
+        --out docs/results/reward_features/l20.csv
 
 A benchmark, not part of the method: it reads the oracle. For each `bench_reward_fidelity.py` run
 (its CSV and the summary beside it), it rebuilds that run's state (split seed, and the random
@@ -222,7 +222,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", type=Path, nargs="+", help="bench_reward_fidelity.py CSVs")
     parser.add_argument("--env", default="transfer")
-    parser.add_argument("--out", type=Path, default=Path("docs/reward_features.csv"))
+    parser.add_argument("--out", type=Path, default=Path("docs/results/reward_features/features.csv"))
     args = parser.parse_args()
     missing = [str(path) for path in args.runs if not path.is_file()]
     if missing:

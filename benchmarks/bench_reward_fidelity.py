@@ -2,7 +2,7 @@
 
     kedro run --env transfer --pipeline=prepare
     python benchmarks/bench_reward_fidelity.py --env transfer --split-seed 0 --batches 30 \
-        --repeats 2 --out docs/reward_fidelity_transfer.csv
+        --repeats 2 --out docs/results/reward_fidelity/split0_l20_kernel_lr0.002.csv
 
 A benchmark, not part of the method: it reads the oracle. On the split of `--split-seed` it trains
 D_0 on L_0 with the profile's detector settings, builds the cycle's LUT with the `lut` pipeline's
@@ -161,7 +161,7 @@ def main() -> None:
                         help="measure at a later state: N random pool images (seeded by the split "
                         "seed) labelled by the oracle and added to L_0 before D_t is trained, as "
                         "random queries would; one cycle further on than L_0")
-    parser.add_argument("--out", type=Path, default=Path("docs/reward_fidelity.csv"))
+    parser.add_argument("--out", type=Path, default=Path("docs/results/reward_fidelity/yardstick.csv"))
     parser.add_argument("--summarise-only", action="store_true",
                         help="train nothing: summarise the rows already in --out (joining "
                         "--true-from's true gains when given)")

@@ -1,7 +1,7 @@
 """Pool the reward yardstick's Spearman ρs over independent runs (other splits, other D_0).
 
-    python benchmarks/pool_yardsticks.py docs/reward_fidelity_transfer_trend.csv \
-        docs/reward_fidelity_transfer_split1.csv --out docs/reward_fidelity_transfer_pooled.json
+    python benchmarks/pool_yardsticks.py docs/results/reward_fidelity/split0_l20_uniform.csv \
+        docs/results/reward_fidelity/split1_l20_uniform.csv --out docs/results/reward_fidelity/pooled_l20_uniform.json
 
 Each CSV holds one `bench_reward_fidelity.py` run's rows; its ρs are recomputed from them (the
 same `correlations` as the run's own summary), then pooled by the weighted mean of Fisher's z

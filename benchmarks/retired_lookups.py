@@ -7,7 +7,7 @@ s times the embeddings' spread; s (from `detection_weights`, s = 0 is the embedd
 are chosen together by leave-one-out cross-validation on the table. The yardstick measured it
 against the shipped `trend` read-out on the same tables (fa55048: the weight grid chose s = 0 and
 left the LUT's ρ with the true gain at +0.13, the trend reached +0.41; 999aa64, split 1: kernel
-+0.23, trend +0.34; docs/reward_fidelity_transfer_split1_kernel.json):
++0.23, trend +0.34; docs/results/reward_fidelity/split1_l20_kernel.json):
 
     python benchmarks/bench_reward_fidelity.py ... --lookup estimator=kernel
 
