@@ -3,7 +3,7 @@ yardstick (bench_reward_fidelity.py), reusing its held-out batches, their measur
 
     python benchmarks/bench_lookup_generalisation.py --env transfer --split-seed 0 \
         --rows docs/results/reward_fidelity/split0_l20_kernel.csv \
-        --weights data/06_models/runs/reward_fidelity/reward_fidelity_transfer_lr0/cycle_0/lut/reference/initial_weights.pt \
+        --weights data/06_models/runs/reward_fidelity/split0_l20_kernel/cycle_0/lut/reference/initial_weights.pt \
         --out docs/results/lookup_generalisation/split0_l20.csv
 
 A benchmark, not part of the method: it reads the true gains the yardstick measured with the oracle.
