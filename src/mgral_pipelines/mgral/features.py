@@ -48,7 +48,7 @@ def class_rarity_weights(labels: Mapping[str, Sequence[Mapping[str, Any]]],
     so a batch's worth is about Σ_c log(1 + n_c + m_c) - log(1 + n_c) for m_c new objects of class
     c, whose first-order term is Σ_c m_c / (1 + n_c): this weighting, up to the constant 1 + n̄.
     On the yardstick, that value computed from the oracle's labels tracks the true gain best of
-    the features measured (README "What a reward could see").
+    the features measured (docs/results/reward_features/README.md).
     """
     counts = class_counts([a for objects in labels.values() for a in objects], num_classes)
     return rarity_weights_from_counts(counts)
