@@ -1,6 +1,7 @@
 # Two commands on a fresh machine (Python 3.11, pip, no GPU):
 #   make demo   - set up .venv if missing, install, run one al_cycle on the embedded dataset
 #   make test   - set up .venv (and .venv-labelstudio) if missing, install, run the test suite
+#   make test-fast - the unit tests only (no Kedro session, process, Ray or training; ~1 minute)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -17,7 +18,7 @@ export YOLO_OFFLINE := true
 export YOLO_CONFIG_DIR := $(CURDIR)/.ultralytics
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install labelstudio demo test repro benchmark mlflow-ui
+.PHONY: install labelstudio demo test test-fast repro benchmark mlflow-ui
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,8 +44,12 @@ labelstudio: $(LS_VENV)/.installed-$(LS_VERSION)
 demo: install
 	$(BIN)/kedro run --pipeline=al_cycle
 
+# The full suite, which CI runs (.ci/run). Which tests are unit tests: tests/conftest.py.
 test: install labelstudio
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=15
+
+test-fast: install
+	$(BIN)/python -m pytest -m unit --durations=15
 
 repro: install
 	$(BIN)/dvc repro

@@ -1,4 +1,19 @@
-"""Shared fixtures. Detector fixtures are prefixed `detector_`."""
+"""Shared fixtures (detector fixtures are prefixed `detector_`) and the rule of the two lanes.
+
+Lanes: `make test` runs every test (CI); `make test-fast` runs the unit tests only (`-m unit`).
+A test is classified from what it uses, so a new test needs no marker of its own. At collection
+(tests/lanes.py), the code of the test and of each fixture it requests, and of the helpers under
+tests/ they call, is read for these uses:
+  kedro       a Kedro session: KedroSession, bootstrap_project (the `project` fixture,
+              run_pipeline)
+  subprocess  another process: the subprocess module (Label Studio, the Ray cluster, kedro/dvc CLIs)
+  ray         Ray: the ray module or mgral_pipelines.execution.ray_tasks
+  slow        detector training: train_detector, train_semi_supervised, the trainers,
+              train_variant(s)
+A test that uses none of them, and is not marked `smoke` (a benchmarks/ script's smoke run), is
+marked `unit`. A unit test that still does one of these things through the project's code (which
+the reading cannot follow) fails with the marker to add.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +24,8 @@ from typing import Any
 
 import pytest
 from PIL import Image, ImageDraw
+
+pytest_plugins = ["pytester", "tests.lanes"]
 
 
 @dataclass
