@@ -1,5 +1,6 @@
 # Two commands on a fresh machine (Python 3.11, pip, no GPU):
-#   make demo   - set up .venv if missing, install, run one al_cycle on the embedded dataset
+#   make demo   - set up .venv if missing, install, run one al_cycle on the embedded dataset and
+#                 print what it did (docs/guide/demo.md); the full log goes to logs/kedro.log
 #   make test   - set up .venv (and .venv-labelstudio) if missing, install, run the test suite
 #   make test-fast - the unit tests only (no Kedro session, process, Ray or training; ~1 minute)
 PYTHON ?= python3
@@ -42,7 +43,7 @@ $(LS_VENV)/.installed-$(LS_VERSION):
 labelstudio: $(LS_VENV)/.installed-$(LS_VERSION)
 
 demo: install
-	$(BIN)/kedro run --pipeline=al_cycle
+	$(BIN)/kedro run --pipelines=al_cycle
 
 # The full suite, which CI runs (.ci/run). Which tests are unit tests: tests/conftest.py.
 test: install labelstudio

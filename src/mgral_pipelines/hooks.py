@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ from mgral_pipelines.annotation.server import LabelStudioDataset
 from mgral_pipelines.datasets import remove_stale_temporaries
 
 logger = logging.getLogger(__name__)
+# The end-of-cycle summary: conf/logging.yml prints it plainly, beside the full log.
+summary_logger = logging.getLogger("mgral_pipelines.summary")
 
 
 class PrepareOnFirstRun:
@@ -324,3 +327,78 @@ class TrackingTags:
 
 
 _STEP_NODES = {"train_detector", "build_lut", "train_agent", "select_query", "update_state"}
+
+
+class CycleSummary:
+    """Ends a run that closes an AL cycle (its `update_state` node ran) with a few lines a person
+    reads: sizes, D_t's test mAP and D_{t-1}'s, the LUT's skill and what the policy made of it, the
+    query and where to look next (`pipelines.al_cycle.summary`). It reads the cycle's outputs
+    from the catalog; the states and the policy's check against random batches, which no file
+    holds, it keeps from the nodes' outputs."""
+
+    def __init__(self) -> None:
+        self._outputs: dict[str, Any] = {}
+        self._started = 0.0
+        self._run_id: str | None = None
+
+    @hook_impl
+    def before_pipeline_run(self) -> None:
+        self._outputs, self._started, self._run_id = {}, time.perf_counter(), None
+
+    @hook_impl
+    def after_node_run(self, node: Node, outputs: dict[str, Any]) -> None:
+        if node.name in _SUMMARISED_NODES:
+            self._outputs.update(outputs)
+        if mlflow.active_run():
+            self._run_id = mlflow.active_run().info.run_id
+
+    @hook_impl
+    def after_pipeline_run(self, catalog: CatalogProtocol) -> None:
+        if "next_al_state" not in self._outputs or "state" not in self._outputs:
+            return
+        from mgral_pipelines.pipelines.al_cycle import summary
+
+        state, check = self._outputs["state"], self._outputs.get("agent_metrics") or {}
+        key, t = f"cycle_{state['cycle']}", state["cycle"]
+        reports = catalog.load("detector_reports")
+        tables = catalog.load("lookup_tables")
+        image_index = catalog.load("image_index")
+        al = catalog.load("params:al")
+        outputs = summary.CycleOutputs(
+            state=state, saved=self._outputs["next_al_state"],
+            reports={cycle: reports[f"cycle_{cycle}"]() for cycle in (t - 1, t)
+                     if f"cycle_{cycle}" in reports},
+            query_ids=catalog.load("queries")[key]()["image_id"].astype(str).tolist(),
+            detections=catalog.load("pool_detections")[key](),
+            classes=image_index["classes"], strategy=al["strategy"],
+            lut=tables[key]() if key in tables else None,
+            policy_check={name: value["value"] for name, value in check.items()
+                          if name.startswith("agent/") and isinstance(value, dict)} or None,
+        )
+        where = summary.WhereToLook(
+            query_csv=_shown(Path(catalog.get("queries")._describe()["path"]) / f"{key}.csv"),
+            tracking_uri=_shown_uri(mlflow.get_tracking_uri()), mlflow_run_id=self._run_id,
+            reward_plot=_shown(catalog.get("agent_reward_curve")._describe()["filepath"]),
+            log_file=next((_shown(handler.baseFilename) for handler in logging.getLogger().handlers
+                           if isinstance(handler, logging.FileHandler)), None),
+        )
+        lines = summary.summary_lines(outputs, where, time.perf_counter() - self._started)
+        summary_logger.info("\n".join(lines))
+
+
+# The nodes whose in-memory outputs the summary keeps (the others it reads from the catalog).
+_SUMMARISED_NODES = {"current_state", "train_agent", "update_state"}
+
+
+def _shown_uri(uri: str) -> str:
+    """A local SQLite store's URI relative to the project, as conf/base/mlflow.yml writes it."""
+    scheme = "sqlite:///"
+    return scheme + _shown(uri[len(scheme):]) if uri.startswith(scheme) else uri
+
+
+def _shown(path: str | os.PathLike[str]) -> str:
+    """A path as a person types it: relative to the project when inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

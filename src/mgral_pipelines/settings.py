@@ -9,6 +9,7 @@ import_kedro_mlflow_model_quietly()  # before Kedro loads kedro-mlflow's hook an
 
 from mgral_pipelines.hooks import (  # noqa: E402
     CredentialsOfTheEnvironment,
+    CycleSummary,
     PrepareOnFirstRun,
     RunsEndWithTheirReason,
     TrackImportedLabels,
@@ -18,7 +19,7 @@ from mgral_pipelines.hooks import (  # noqa: E402
 
 # pluggy calls the last registered first: the check of the workspace precedes PrepareOnFirstRun.
 HOOKS = (PrepareOnFirstRun(), TrackingTags(), RunsEndWithTheirReason(), TrackImportedLabels(),
-         CredentialsOfTheEnvironment(), VersionedDatasetsAreFolders())
+         CredentialsOfTheEnvironment(), VersionedDatasetsAreFolders(), CycleSummary())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 # Parameters merge softly: a profile (conf/<env>) lists only the values it changes, and a nested

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
 import pytest
 import yaml
+from kedro.framework.project import LOGGING
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
@@ -20,7 +23,8 @@ REPO = Path(__file__).resolve().parents[2]
 def project(tmp_path, monkeypatch) -> Path:
     """The repo's conf, pyproject and base checkpoint in tmp_path; data/ and MLflow are fresh.
 
-    The working directory moves there, because the catalog's paths are relative to the project.
+    The working directory moves there, because the catalog's paths are relative to the project,
+    and the project's logging is applied there (logs/kedro.log in the copy).
     The MLflow store gets an absolute path: mlflow caches one store per tracking-URI string, so
     the relative `sqlite:///mlflow.db` of two test projects would share the first one's database.
     """
@@ -36,6 +40,9 @@ def project(tmp_path, monkeypatch) -> Path:
     (root / "conf/tiny/mlflow.yml").write_text(yaml.safe_dump({"server": server}))
     monkeypatch.chdir(root)
     bootstrap_project(root)
+    # As `kedro` would at its start here: the project's logging, its log file in the copy.
+    (root / "logs").mkdir()
+    LOGGING.configure(yaml.safe_load((root / "conf/logging.yml").read_text()))
     return root
 
 
@@ -56,6 +63,15 @@ def run_pipeline(root: Path, pipeline: str, params: dict | None = None, env: str
         # store); they must not leak into the next test's project.
         os.environ.clear()
         os.environ.update(environment)
+
+
+def run_kedro_cli(root: Path, *args: str) -> subprocess.CompletedProcess:
+    """`kedro <args>` as a person types it in the project copy, importing this checkout."""
+    environment = {**os.environ, "COLUMNS": "1000",  # one log record per line
+                   "PYTHONPATH": os.pathsep.join([str(REPO / "src"),
+                                                  os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-m", "kedro", *args], cwd=root, env=environment,
+                          capture_output=True, text=True, timeout=1800)
 
 
 def _end_stale_runs() -> None:

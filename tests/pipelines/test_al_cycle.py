@@ -6,7 +6,7 @@ import mlflow
 import pytest
 import pandas as pd
 
-from .conftest import read_json, run_pipeline
+from .conftest import read_json, run_kedro_cli, run_pipeline
 
 
 def _states(root):
@@ -55,9 +55,41 @@ def test_al_cycle_on_a_fresh_project_prepares_then_advances(project):
                             "mgral.dataset": before["dataset"]}
     assert not mlflow.MlflowClient().search_model_versions("name='mgral-policy'")
 
-    # Running again continues from the latest state.
-    run_pipeline(project, "al_cycle")
+    # The run ends with the summary (here in the log file; the CLI run below prints it).
+    log = (project / "logs/kedro.log").read_text()
+    assert "Loading data from image_index" in log
+    assert (f"D_0 test mAP50-95 {report['test']['map50_95']:.3f} "
+            f"(mAP50 {report['test']['map50']:.3f}); no earlier cycle to compare with") in log
+
+    # Running again, as a person does, continues from the latest state and ends with a summary
+    # of the cycle; the catalog's chatter goes to the log file only.
+    done = run_kedro_cli(project, "run", "--pipelines=al_cycle", "--env=tiny")
+    printed = done.stdout + done.stderr
+    assert done.returncode == 0, printed[-6000:]
+    assert "Loading data" not in printed and "Saving data" not in printed
+    log = (project / "logs/kedro.log").read_text()
+    assert "Loading data from image_index" in log.split("MGRAL cycle 0 finished")[1]
+    summary = done.stdout[done.stdout.index("MGRAL cycle 1 finished"):].splitlines()
+    assert "\n".join(summary) in log
+    second = json.loads((project / "data/08_reporting/detector/cycle_1.json").read_text())
+    query = pd.read_csv(project / "data/07_model_output/queries/cycle_1.csv",
+                        dtype={"image_id": str})
     states = _states(project)
+    assert summary[0].endswith("(strategy random, 5 images queried)")
+    assert summary[1] == (f"Labelled {len(states[1]['labelled_ids'])} -> "
+                          f"{len(states[2]['labelled_ids'])} images, pool "
+                          f"{len(states[1]['pool_ids'])} -> {len(states[2]['pool_ids'])}")
+    assert summary[2] == (
+        f"D_1 test mAP50-95 {second['test']['map50_95']:.3f} "
+        f"(mAP50 {second['test']['map50']:.3f}); D_0: {report['test']['map50_95']:.3f} "
+        f"({second['test']['map50_95'] - report['test']['map50_95']:+.3f})")
+    assert summary[3].startswith("LUT and policy: not built; strategy random needs neither")
+    assert summary[4].startswith("Queried 5 images: D_1 detects ")
+    assert summary[5] == "Where to look next:"
+    assert summary[6].split() == ["the", "query", "data/07_model_output/queries/cycle_1.csv"]
+    assert "mlflow ui --backend-store-uri sqlite:///mlflow.db (run " in summary[7]
+    assert summary[8].split() == ["full", "log", "logs/kedro.log"]
+    assert len(query) == 5
     assert sorted(states) == [0, 1, 2]
     assert len(states[2]["labelled_ids"]) == len(states[1]["labelled_ids"]) + 5
     assert states[2]["history"][-1]["cycle"] == 1

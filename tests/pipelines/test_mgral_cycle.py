@@ -46,6 +46,19 @@ def test_mgral_cycle_builds_lut_trains_agent_and_queries(project):
     policy = mlflow.pyfunc.load_model("models:/mgral-policy/latest").unwrap_python_model()
     assert policy.agent_config.hidden_size == 16  # the tiny profile's policy
 
+    # The summary says what the LUT could tell and what the policy made of it: with 2 entries
+    # the table has no leave-one-out skill.
+    summary = (project / "logs/kedro.log").read_text().split("MGRAL cycle 0 finished")[1]
+    deltas = [entry["delta_map"] for entry in lut["entries"]]
+    assert (f"LUT: 2 detector variants, ΔmAP {min(deltas):+.4f} to {max(deltas):+.4f}; "
+            "leave-one-out ρ nan, skill nan: it cannot tell batches apart") in summary
+    metrics = run.data.metrics
+    assert (f"Policy: had little to learn from a reward without skill; its query's estimated ΔmAP "
+            f"{metrics['agent/query_reward']:+.4f} beats "
+            f"{100 * metrics['agent/query_reward_percentile']:.0f}% of random batches of 5"
+            ) in summary
+    assert "policy rewards  data/08_reporting/agent_reward_curve.png" in summary
+
 
 def _without_timings(project):
     """The LUT as built: entries, ΔmAP, embeddings and schedule (wall-clock times excluded)."""
