@@ -55,7 +55,8 @@ def _heavy_objects() -> dict[int, str]:
 def pytest_configure(config: pytest.Config) -> None:
     for marker, meaning in HEAVY_MARKERS.items():
         config.addinivalue_line("markers", f"{marker}: {meaning}")
-    config.addinivalue_line("markers", f"{UNIT}: none of {', '.join(HEAVY_MARKERS)} (make test-fast)")
+    config.addinivalue_line("markers",
+                            f"{UNIT}: none of {', '.join(HEAVY_MARKERS)} (make test-fast)")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

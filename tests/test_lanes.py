@@ -1,5 +1,6 @@
 """The lanes' rule (tests/conftest.py): a test's markers follow from what its code uses, and a
-unit test that reaches something heavy through code the rule cannot read fails, naming the marker."""
+unit test that reaches something heavy through code the rule cannot read fails, naming the
+marker."""
 
 from __future__ import annotations
 
