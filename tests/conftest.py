@@ -17,6 +17,8 @@ the reading cannot follow) fails with the marker to add.
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +28,13 @@ import pytest
 from PIL import Image, ImageDraw
 
 pytest_plugins = ["pytester", "tests.lanes"]
+
+# Kedro applies a logging config when first imported. The tests keep Kedro's own, which writes no
+# file, so they never write to the checkout's logs/kedro.log; the `project` fixture applies the
+# project's conf/logging.yml inside its copy, and a `kedro` command a test starts there reads it.
+_KEDRO = importlib.util.find_spec("kedro").submodule_search_locations[0]
+os.environ.setdefault("KEDRO_LOGGING_CONFIG",
+                      os.path.join(_KEDRO, "framework", "project", "rich_logging.yml"))
 
 
 @dataclass

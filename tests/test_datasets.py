@@ -7,6 +7,7 @@ from kedro.io import DatasetError
 
 from mgral_pipelines.datasets import (
     ALStateDataset,
+    ArchivingJSONDataset,
     BinaryFileDataset,
     CyclePartitionsDataset,
     EmbeddingsDataset,
@@ -193,3 +194,66 @@ def test_partitions_whose_suffix_is_a_file_in_a_folder_are_written_whole(tmp_pat
     assert list(partitions.load()) == ["cycle_0"]
     partitions.save({"cycle_1": {"entries": []}})  # and the next save of that cycle removes it
     assert [p.name for p in (tmp_path / "cycle_1").iterdir()] == ["lut.json"]
+
+
+def _archive(fs, folder: str, name: str) -> list[bytes]:
+    return [fs.cat_file(path) for path in sorted(fs.glob(f"{folder}/archive/*/{name}"))]
+
+
+@pytest.mark.parametrize("where", ["local", "memory"])
+def test_prepared_json_is_the_same_bytes_for_the_same_data_and_archives_what_it_replaces(
+        tmp_path, memory_root, where):
+    folder = str(tmp_path / "primary") if where == "local" else f"{memory_root}/primary"
+    fs = fsspec.filesystem("file" if where == "local" else "memory")
+    dataset = ArchivingJSONDataset(f"{folder}/oracle.json")
+    labels = {"b": [{"class_id": 1}], "a": [{"class_id": 0, "bbox": [1, 2, 3, 4]}]}
+    dataset.save(labels)
+    written = fs.cat_file(f"{folder}/oracle.json")
+    # Sorted keys, one fixed layout: the same data in any order gives the same bytes.
+    assert written == (json.dumps(labels, indent=1, sort_keys=True) + "\n").encode()
+    dataset.save(dict(reversed(labels.items())))
+    assert fs.cat_file(f"{folder}/oracle.json") == written and not fs.exists(f"{folder}/archive")
+    assert dataset.load() == labels
+
+    corrected = {**labels, "b": [{"class_id": 0}]}
+    dataset.save(corrected)
+    dataset.save(labels)
+    assert dataset.load() == labels
+    assert [json.loads(raw) for raw in _archive(fs, folder, "oracle.json")] == [labels, corrected]
+
+
+def test_prepared_json_that_is_not_json_names_the_file(tmp_path):
+    (tmp_path / "splits.json").write_text('{"val": [')
+    with pytest.raises(DatasetError, match=r"splits.json: not valid JSON"):
+        ArchivingJSONDataset(str(tmp_path / "splits.json")).load()
+
+
+def test_a_folder_of_kedro_versions_becomes_its_latest_version_and_moves_to_the_archive(tmp_path):
+    path = tmp_path / "image_index.json"
+    for stamp, data in [("2026-03-01T10.00.00.000Z", b'{"v": 2}'),
+                        ("2026-01-01T10.00.00.000Z", b'{"v": 1}')]:
+        (path / stamp).mkdir(parents=True)
+        (path / stamp / "image_index.json").write_bytes(data)
+    dataset = ArchivingJSONDataset(str(path))
+    with pytest.raises(DatasetError, match=r"image_index.json: a folder of Kedro versions .* Any "
+                       r"`kedro run` of a pipeline that reads it moves"):
+        dataset.load()
+
+    message = dataset.migrate_kedro_versions()
+    assert "moved its Kedro versions to" in message and message.endswith(
+        "the latest, 2026-03-01T10.00.00.000Z, is now the file")
+    assert path.read_bytes() == b'{"v": 2}' and dataset.load() == {"v": 2}
+    (moved,) = (tmp_path / "archive").glob("*/image_index.json")
+    assert sorted(p.read_bytes() for p in moved.glob("*/image_index.json")) == [
+        b'{"v": 1}', b'{"v": 2}']
+    assert dataset.migrate_kedro_versions() is None  # a file: nothing left to move
+
+
+def test_a_folder_without_kedro_versions_is_refused_and_left_alone(tmp_path):
+    (tmp_path / "splits.json").mkdir()
+    (tmp_path / "splits.json" / "notes.txt").write_text("mine")
+    dataset = ArchivingJSONDataset(str(tmp_path / "splits.json"))
+    with pytest.raises(DatasetError, match=r"splits.json: a folder where a JSON file is expected, "
+                       r"and no Kedro version"):
+        dataset.save({"val": []})
+    assert (tmp_path / "splits.json" / "notes.txt").read_text() == "mine"

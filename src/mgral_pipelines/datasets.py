@@ -1,12 +1,14 @@
 """The Kedro datasets the project needs beyond kedro-datasets, each for a job none of them does.
 
 JSON files, CSV tables and figures use kedro-datasets (`json.JSONDataset`, `pandas.CSVDataset`,
-`matplotlib.MatplotlibDataset`) and Kedro's `versioned: true` (see `conf/base/catalog.yml`). What
-is left here:
+`matplotlib.MatplotlibDataset`). What is left here:
 
 - `BinaryFileDataset`: a detector checkpoint, stored byte for byte so the file stays a `.pt` that
   ultralytics loads (kedro-datasets has no raw-bytes dataset; `pickle.PickleDataset` would wrap it);
 - `EmbeddingsDataset`: image ids with their vectors, as a NumPy `.npz` loaded without pickle;
+- `ArchivingJSONDataset`: the prepared data, one plain JSON file each, written byte for byte the
+  same from the same data (so DVC, which versions them, sees a reproduced stage) and moving the
+  file it replaces to an archive (so a new `prepare` loses no label);
 - `ALStateDataset`: the AL state of every cycle, which archives superseded cycles instead of
   overwriting them (no kedro-datasets dataset keeps labels a user paid for that way);
 - `CyclePartitionsDataset`: kedro-datasets' `PartitionedDataset` that loads `{}` from an empty
@@ -164,6 +166,72 @@ class EmbeddingsDataset(AtomicFileDataset):
             return {"image_ids": archive["image_ids"].tolist(), "vectors": archive["vectors"]}
 
 
+class ArchivingJSONDataset(AtomicFileDataset):
+    """One JSON file of the prepared data, a plain path that DVC versions.
+
+    The same data always gives the same bytes (sorted keys, fixed indent, no timestamp), so a
+    reproduced `prepare` has the hashes of the committed `dvc.lock`. Saving other data first copies
+    the file it replaces to `<folder>/archive/<UTC time>/<name>`, then replaces it atomically:
+    the labels of an earlier preparation (those the archived AL states were drawn from) are never
+    lost; saving the same data writes nothing.
+
+    A workspace prepared when these files were Kedro-versioned holds a folder of versions
+    (`<name>/<timestamp>/<name>`) at the path: `migrate_kedro_versions` (run by the hook
+    `hooks.PreparedDataAreFiles` before every run, and by `save`) moves that folder to the archive
+    and keeps its latest version, the one Kedro loaded, as the file.
+    """
+
+    def _encode(self, data: Any) -> bytes:
+        return (json.dumps(data, indent=1, sort_keys=True) + "\n").encode()
+
+    def _decode(self, raw: bytes) -> Any:
+        try:
+            return json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise DatasetError(f"{self._location}: not valid JSON ({error})") from error
+
+    def load(self) -> Any:
+        if self._storage.fs.isdir(str(self._storage.path)):
+            raise DatasetError(
+                f"{self._location}: a folder of Kedro versions (<timestamp>/"
+                f"{self._storage.path.name}) where the file is expected, from before the prepared "
+                "data became plain files. Any `kedro run` of a pipeline that reads it moves the "
+                "folder to archive/ and keeps its latest version as the file.")
+        return super().load()
+
+    def save(self, data: Any) -> None:
+        self.migrate_kedro_versions()
+        fs, path = self._storage.fs, str(self._storage.path)
+        encoded = self._encode(data)
+        if fs.isfile(path):
+            if fs.cat_file(path) == encoded:
+                return
+            fs.copy(path, self._archive_path())
+        self._storage.write(path, encoded)
+
+    def migrate_kedro_versions(self) -> str | None:
+        """Turn a folder of Kedro versions at the path into the file; None when there is none."""
+        fs, path = self._storage.fs, str(self._storage.path)
+        if not fs.isdir(path):
+            return None
+        name = self._storage.path.name
+        versions = sorted(fs.glob(f"{path}/*/{name}"))  # Kedro's timestamps sort by time
+        if not versions:
+            raise DatasetError(f"{self._location}: a folder where a JSON file is expected, and no "
+                               f"Kedro version (<timestamp>/{name}) in it: move it away")
+        latest, archive = fs.cat_file(versions[-1]), self._archive_path()
+        fs.mv(path, archive, recursive=True)
+        self._storage.write(path, latest)
+        return (f"{self._location}: moved its Kedro versions to {archive}; the latest, "
+                f"{PurePosixPath(versions[-1]).parent.name}, is now the file")
+
+    def _archive_path(self) -> str:
+        folder = self._storage.path.parent
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        self._storage.fs.makedirs(str(folder / "archive" / stamp), exist_ok=True)
+        return str(folder / "archive" / stamp / self._storage.path.name)
+
+
 class ALStateDataset(AbstractDataset[dict[str, Any], dict[int, dict[str, Any]]]):
     """The active-learning state of every cycle: `<path>/cycle_<t>.json`, one file per cycle.
 
@@ -175,7 +243,7 @@ class ALStateDataset(AbstractDataset[dict[str, Any], dict[int, dict[str, Any]]])
     state identical to the saved one changes nothing, and adding an `awaiting` batch to a saved
     state replaces it in place (the batch is new information, nothing is superseded). Kedro's
     `versioned: true` would keep old files too, but it cannot load every cycle at once nor tell
-    which cycles a re-run superseded.
+    which cycles a re-run superseded, and DVC versions the data.
     """
 
     def __init__(self, path: str, credentials: dict[str, Any] | None = None,

@@ -18,7 +18,7 @@ from kedro.pipeline import Node, Pipeline
 from kedro.runner import SequentialRunner
 
 from mgral_pipelines.annotation.server import LabelStudioDataset
-from mgral_pipelines.datasets import remove_stale_temporaries
+from mgral_pipelines.datasets import ArchivingJSONDataset, remove_stale_temporaries
 
 logger = logging.getLogger(__name__)
 # The end-of-cycle summary: conf/logging.yml prints it plainly, beside the full log.
@@ -49,39 +49,23 @@ class PrepareOnFirstRun:
         SequentialRunner().run(prepare_pipeline(), catalog)
 
 
-class VersionedDatasetsAreFolders:
-    """Stops a run at once when a `versioned: true` dataset's path is a plain file.
-
-    A workspace prepared before the prepared data became Kedro-versioned has `image_index.json`
-    and its siblings as files, where Kedro now keeps a folder of versions
-    (`<name>.json/<timestamp>/<name>.json`). Kedro would fail on the first load with only "Did not
-    find any versions"; this names every such file and the way out before any node runs.
-    """
+class PreparedDataAreFiles:
+    """Moves the prepared data of a workspace prepared when they were Kedro-versioned (a folder
+    `<name>.json/<timestamp>/<name>.json` where the file now is) to the plain layout before any
+    node runs: each folder goes to `<folder>/archive/<UTC time>/`, its latest version (the one
+    Kedro loaded) becomes the file. Nothing else changes, so the run goes on with the same data
+    (see `datasets.ArchivingJSONDataset`)."""
 
     @hook_impl
     def before_pipeline_run(
         self, run_params: dict[str, Any], pipeline: Pipeline, catalog: CatalogProtocol
     ) -> None:
-        plain = sorted({str(path) for name in pipeline.datasets()
-                        if (path := _local_versioned_path(catalog, name)) and path.is_file()})
-        if plain:
-            raise ValueError(
-                f"{', '.join(plain)}: a plain file where a Kedro-versioned dataset keeps a folder "
-                "of versions (<name>.json/<timestamp>/<name>.json); it was written before "
-                "versioning. Move it away (for example `mv <file> <file>.pre-versioning`) and run "
-                "`kedro run --pipeline=prepare` again: the AL states and labels are kept."
-            )
-
-
-def _local_versioned_path(catalog: CatalogProtocol, name: str) -> Path | None:
-    if name not in catalog.keys():
-        return None
-    dataset = catalog.get(name)
-    # kedro-datasets' file datasets keep their path and version in these attributes; a dataset
-    # without them (or not versioned, or not on the local disk) has nothing to check.
-    if getattr(dataset, "_version", None) is None or getattr(dataset, "_protocol", None) != "file":
-        return None
-    return Path(str(dataset._filepath))
+        for name in sorted(pipeline.datasets()):
+            dataset = catalog.get(name) if name in catalog else None
+            if isinstance(dataset, ArchivingJSONDataset):
+                migrated = dataset.migrate_kedro_versions()
+                if migrated:
+                    logger.warning("Prepared data from before DVC versioned them: %s", migrated)
 
 
 class TrackImportedLabels:

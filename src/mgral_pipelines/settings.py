@@ -11,15 +11,16 @@ from mgral_pipelines.hooks import (  # noqa: E402
     CredentialsOfTheEnvironment,
     CycleSummary,
     PrepareOnFirstRun,
+    PreparedDataAreFiles,
     RunsEndWithTheirReason,
     TrackImportedLabels,
     TrackingTags,
-    VersionedDatasetsAreFolders,
 )
 
-# pluggy calls the last registered first: the check of the workspace precedes PrepareOnFirstRun.
+# pluggy calls the last registered first: the layout of the workspace is fixed before
+# PrepareOnFirstRun looks at it.
 HOOKS = (PrepareOnFirstRun(), TrackingTags(), RunsEndWithTheirReason(), TrackImportedLabels(),
-         CredentialsOfTheEnvironment(), VersionedDatasetsAreFolders(), CycleSummary())
+         CredentialsOfTheEnvironment(), PreparedDataAreFiles(), CycleSummary())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 # Parameters merge softly: a profile (conf/<env>) lists only the values it changes, and a nested

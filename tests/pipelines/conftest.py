@@ -70,6 +70,7 @@ def run_kedro_cli(root: Path, *args: str) -> subprocess.CompletedProcess:
     environment = {**os.environ, "COLUMNS": "1000",  # one log record per line
                    "PYTHONPATH": os.pathsep.join([str(REPO / "src"),
                                                   os.environ.get("PYTHONPATH", "")])}
+    environment.pop("KEDRO_LOGGING_CONFIG", None)  # the project's conf/logging.yml, as for people
     return subprocess.run([sys.executable, "-m", "kedro", *args], cwd=root, env=environment,
                           capture_output=True, text=True, timeout=1800)
 
@@ -80,9 +81,4 @@ def _end_stale_runs() -> None:
 
 
 def read_json(path: Path) -> object:
-    """A JSON output; for a Kedro-versioned one (`<name>/<timestamp>/<name>`) the latest version."""
-    if path.is_dir():
-        versions = sorted(path.glob(f"*/{path.name}"))
-        assert versions, f"{path}: no saved version"
-        path = versions[-1]
     return json.loads(path.read_text())

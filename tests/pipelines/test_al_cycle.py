@@ -105,8 +105,20 @@ def test_al_cycle_on_a_fresh_project_prepares_then_advances(project):
     assert not (project / "data/05_model_input/al_state/archive").exists()
 
 
+PREPARED = ["data/02_intermediate/manifest.json", "data/03_primary/image_index.json",
+            "data/03_primary/oracle_annotations.json", "data/03_primary/splits.json",
+            "data/03_primary/eval_labels.json"]
+
+
+def _archived(project, relative: str) -> list[bytes]:
+    """The archived copies of one prepared file, oldest first."""
+    path = project / relative
+    return [p.read_bytes() for p in sorted((path.parent / "archive").glob(f"*/{path.name}"))]
+
+
 def test_prepare_with_another_source_archives_old_state_and_al_cycle_uses_it(project):
     run_pipeline(project, "al_cycle", {"al": {"strategy": "random"}})
+    before = {relative: (project / relative).read_bytes() for relative in PREPARED}
     coco = project / "data/01_raw/embedded_tiny/annotations_coco.json"
     run_pipeline(project, "prepare", {"dataset": {"source": "coco", "path": str(coco)}})
 
@@ -114,6 +126,11 @@ def test_prepare_with_another_source_archives_old_state_and_al_cycle_uses_it(pro
     assert sorted(states) == [0]  # cycle 1 of the old dataset was archived, not deleted
     archived = list((project / "data/05_model_input/al_state/archive").rglob("cycle_*.json"))
     assert sorted(p.name for p in archived) == ["cycle_0.json", "cycle_1.json"]
+    # The prepared files it replaced, labels included, went to the archive byte for byte.
+    for relative, old in before.items():
+        new = (project / relative).read_bytes()
+        assert _archived(project, relative) == ([] if new == old else [old]), relative
+    assert _archived(project, "data/03_primary/oracle_annotations.json")  # the source changed
     index = read_json(project / "data/03_primary/image_index.json")
     assert index["source"] == "coco"
     coco_ids = {r["image_id"] for r in index["images"]}
@@ -138,12 +155,29 @@ def test_prepare_writes_nothing_until_every_check_has_passed(project):
     assert written == []
 
 
-def test_a_plain_file_from_before_versioning_is_named_before_anything_runs(project):
-    stale = project / "data/03_primary/image_index.json"
-    stale.parent.mkdir(parents=True)
-    stale.write_text("{}")
-    with pytest.raises(ValueError, match=r"03_primary/image_index.json: a plain file where a "
-                       r"Kedro-versioned dataset keeps a folder.*--pipeline=prepare"):
-        run_pipeline(project, "al_cycle", {"al": {"strategy": "random"}})
-    assert not (project / "data/05_model_input").exists()  # not even the first-run prepare ran
-    assert stale.read_text() == "{}"
+def test_a_workspace_prepared_with_kedro_versions_is_moved_to_plain_files_losing_nothing(project):
+    """Before DVC versioned them, the prepared files were Kedro-versioned folders
+    (`<name>/<timestamp>/<name>`); a run moves every version to the archive and keeps the latest,
+    the one Kedro loaded, as the file."""
+    run_pipeline(project, "prepare")
+    prepared = {relative: (project / relative).read_bytes() for relative in PREPARED}
+    states = _states(project)
+    for relative, latest in prepared.items():
+        path = project / relative
+        path.unlink()
+        for stamp, data in [("2026-01-01T00.00.00.000Z", b'{"an older": "version"}'),
+                            ("2026-02-01T00.00.00.000Z", latest)]:
+            (path / stamp).mkdir(parents=True)
+            (path / stamp / path.name).write_bytes(data)
+
+    run_pipeline(project, "prepare")
+
+    assert _states(project) == states
+    log = (project / "logs/kedro.log").read_text()
+    for relative, latest in prepared.items():
+        path = project / relative
+        assert path.read_bytes() == latest  # the latest version, and prepare changed nothing
+        (folder,) = (path.parent / "archive").glob(f"*/{path.name}")
+        assert sorted(p.read_bytes() for p in folder.glob(f"*/{path.name}")) == sorted(
+            [b'{"an older": "version"}', latest])
+        assert f"{relative}: moved its Kedro versions to " in log
