@@ -74,6 +74,13 @@ def test_other_strategies_build_no_lut_and_the_first_cycle_has_nothing_to_compar
     assert not any("policy rewards" in line for line in lines)
 
 
+def test_a_policy_trained_without_a_lut_is_said_so():
+    lines = summary_lines(_outputs(strategy="mgral_fixed_reward", lut=None), WHERE, seconds=1)
+    assert lines[3] == ("Policy: trained on a fixed reward without a LUT, its query's reward "
+                        "+0.0150 beats 88% of random batches of 2 (+0.0040 ± 0.0030)")
+    assert "  policy rewards  data/r.png" in lines
+
+
 def test_a_batch_sent_to_people_is_said_to_await_their_labels():
     saved = {**STATE, "awaiting": {"image_ids": ["p", "q"], "annotator": "label_studio"}}
     lines = summary_lines(_outputs(saved=saved, detections={}), WHERE, seconds=1)

@@ -34,7 +34,7 @@ class CycleOutputs:
     """The cycle's look-up table (al.strategy=mgral)."""
     policy_check: Mapping[str, float] | None = None
     """`agent/query_reward*` and `agent/random_batch_reward*`: the policy's query against random
-    batches, by the LUT's reward (al.strategy=mgral)."""
+    batches, by the reward it was trained on (strategies with a policy)."""
 
 
 @dataclass(frozen=True)
@@ -54,13 +54,13 @@ def summary_lines(outputs: CycleOutputs, where: WhereToLook, seconds: float) -> 
     lines = [f"MGRAL cycle {t} finished in {minutes} min {rest} s "
              f"(strategy {outputs.strategy}, {len(outputs.query_ids)} images queried)",
              _sizes(outputs), _detector(outputs.reports, t)]
-    if outputs.lut is not None:
-        lines.append(_lut(outputs.lut))
-        if outputs.policy_check is not None:
-            lines.append(_policy(outputs.policy_check, outputs.lut, len(outputs.query_ids)))
-    else:
+    if outputs.lut is None and outputs.policy_check is None:
         lines.append(f"LUT and policy: not built; strategy {outputs.strategy} needs neither "
                      "(al.strategy=mgral builds them)")
+    if outputs.lut is not None:
+        lines.append(_lut(outputs.lut))
+    if outputs.policy_check is not None:
+        lines.append(_policy(outputs.policy_check, outputs.lut, len(outputs.query_ids)))
     lines.append(_query(outputs, t))
     trained_policy = outputs.policy_check is not None
     return lines + ["Where to look next:", *_where(where, trained_policy)]
@@ -103,11 +103,14 @@ def _lut(lut: Mapping[str, Any]) -> str:
             f"skill {fidelity.get('loo_skill', math.nan):.2f}: {verdict}")
 
 
-def _policy(check: Mapping[str, float], lut: Mapping[str, Any], budget: int) -> str:
-    beats = (f"its query's estimated ΔmAP {check['agent/query_reward']:+.4f} beats "
+def _policy(check: Mapping[str, float], lut: Mapping[str, Any] | None, budget: int) -> str:
+    reward = "estimated ΔmAP" if lut is not None else "reward"
+    beats = (f"its query's {reward} {check['agent/query_reward']:+.4f} beats "
              f"{100 * check['agent/query_reward_percentile']:.0f}% of random batches of {budget} "
              f"({check['agent/random_batch_reward_mean']:+.4f} ± "
              f"{check['agent/random_batch_reward_std']:.4f})")
+    if lut is None:  # an ablation that trains the policy on a fixed reward
+        return f"Policy: trained on a fixed reward without a LUT, {beats}"
     if _has_skill(lut):
         return f"Policy: trained on that reward, {beats}"
     return f"Policy: had little to learn from a reward without skill; {beats}"
