@@ -215,6 +215,10 @@ def test_prepared_json_is_the_same_bytes_for_the_same_data_and_archives_what_it_
     assert fs.cat_file(f"{folder}/oracle.json") == written and not fs.exists(f"{folder}/archive")
     assert dataset.load() == labels
 
+    fs.pipe_file(f"{folder}/oracle.json", json.dumps(labels).encode())  # another layout
+    dataset.save(labels)
+    assert fs.cat_file(f"{folder}/oracle.json") == written and not fs.exists(f"{folder}/archive")
+
     corrected = {**labels, "b": [{"class_id": 0}]}
     dataset.save(corrected)
     dataset.save(labels)

@@ -173,7 +173,7 @@ class ArchivingJSONDataset(AtomicFileDataset):
     reproduced `prepare` has the hashes of the committed `dvc.lock`. Saving other data first copies
     the file it replaces to `<folder>/archive/<UTC time>/<name>`, then replaces it atomically:
     the labels of an earlier preparation (those the archived AL states were drawn from) are never
-    lost; saving the same data writes nothing.
+    lost; saving the same data writes nothing (or, to a file laid out otherwise, only rewrites it).
 
     A workspace prepared when these files were Kedro-versioned holds a folder of versions
     (`<name>/<timestamp>/<name>`) at the path: `migrate_kedro_versions` (run by the hook
@@ -204,10 +204,19 @@ class ArchivingJSONDataset(AtomicFileDataset):
         fs, path = self._storage.fs, str(self._storage.path)
         encoded = self._encode(data)
         if fs.isfile(path):
-            if fs.cat_file(path) == encoded:
+            old = fs.cat_file(path)
+            if old == encoded:
                 return
-            fs.copy(path, self._archive_path())
+            if not self._same_data(old, encoded):  # only a new layout of the same data is not kept
+                fs.copy(path, self._archive_path())
         self._storage.write(path, encoded)
+
+    @staticmethod
+    def _same_data(old: bytes, new: bytes) -> bool:
+        try:
+            return json.loads(old) == json.loads(new)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return False
 
     def migrate_kedro_versions(self) -> str | None:
         """Turn a folder of Kedro versions at the path into the file; None when there is none."""
