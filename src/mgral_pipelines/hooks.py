@@ -316,9 +316,9 @@ _STEP_NODES = {"train_detector", "build_lut", "train_agent", "select_query", "up
 class CycleSummary:
     """Ends a run that closes an AL cycle (its `update_state` node ran) with a few lines a person
     reads: sizes, D_t's test mAP and D_{t-1}'s, the LUT's skill and what the policy made of it, the
-    query and where to look next (`pipelines.al_cycle.summary`). It reads the cycle's outputs
-    from the catalog; the states and the policy's check against random batches, which no file
-    holds, it keeps from the nodes' outputs."""
+    query and where to look next (`pipelines.al_cycle.summary`). It keeps what this run's nodes
+    returned (the states, the LUT, the policy's check against random batches, the query) and
+    reads the rest from the catalog (detector reports, pool predictions, classes)."""
 
     def __init__(self) -> None:
         self._outputs: dict[str, Any] = {}
@@ -340,22 +340,28 @@ class CycleSummary:
     def after_pipeline_run(self, catalog: CatalogProtocol) -> None:
         if "next_al_state" not in self._outputs or "state" not in self._outputs:
             return
+        try:
+            summary_logger.info("\n".join(self._summary(catalog)))
+        except Exception as error:  # the cycle is saved: a report that fails must not fail it
+            logger.warning("No summary of this cycle (%s: %s); its outputs are saved",
+                           type(error).__name__, error)
+
+    def _summary(self, catalog: CatalogProtocol) -> list[str]:
         from mgral_pipelines.pipelines.al_cycle import summary
 
         state, check = self._outputs["state"], self._outputs.get("agent_metrics") or {}
         key, t = f"cycle_{state['cycle']}", state["cycle"]
         reports = catalog.load("detector_reports")
-        tables = catalog.load("lookup_tables")
         image_index = catalog.load("image_index")
         al = catalog.load("params:al")
         outputs = summary.CycleOutputs(
             state=state, saved=self._outputs["next_al_state"],
             reports={cycle: reports[f"cycle_{cycle}"]() for cycle in (t - 1, t)
                      if f"cycle_{cycle}" in reports},
-            query_ids=catalog.load("queries")[key]()["image_id"].astype(str).tolist(),
+            query_ids=self._outputs["queries"][key]["image_id"].astype(str).tolist(),
             detections=catalog.load("pool_detections")[key](),
             classes=image_index["classes"], strategy=al["strategy"],
-            lut=tables[key]() if key in tables else None,
+            lut=self._outputs.get("lookup_tables", {}).get(key),
             policy_check={name: value["value"] for name, value in check.items()
                           if name.startswith("agent/") and isinstance(value, dict)} or None,
         )
@@ -366,12 +372,12 @@ class CycleSummary:
             log_file=next((_shown(handler.baseFilename) for handler in logging.getLogger().handlers
                            if isinstance(handler, logging.FileHandler)), None),
         )
-        lines = summary.summary_lines(outputs, where, time.perf_counter() - self._started)
-        summary_logger.info("\n".join(lines))
+        return summary.summary_lines(outputs, where, time.perf_counter() - self._started)
 
 
-# The nodes whose in-memory outputs the summary keeps (the others it reads from the catalog).
-_SUMMARISED_NODES = {"current_state", "train_agent", "update_state"}
+# The nodes whose outputs the summary keeps as they were returned: this run's, never a file left by
+# an earlier run (a LUT of another strategy); the rest it reads from the catalog.
+_SUMMARISED_NODES = {"current_state", "build_lut", "train_agent", "select_query", "update_state"}
 
 
 def _shown_uri(uri: str) -> str:

@@ -113,12 +113,29 @@ PREPARED = ["data/02_intermediate/manifest.json", "data/03_primary/image_index.j
 def _archived(project, relative: str) -> list[bytes]:
     """The archived copies of one prepared file, oldest first."""
     path = project / relative
-    return [p.read_bytes() for p in sorted((path.parent / "archive").glob(f"*/{path.name}"))]
+    return [p.read_bytes() for p in sorted((path.parent / "archive").glob(f"*/{path.name}"))
+            if p.is_file()]
 
 
-def test_prepare_with_another_source_archives_old_state_and_al_cycle_uses_it(project):
+OLDER = b'{"an older": "version"}'
+
+
+def _as_kedro_versions(path, latest: bytes) -> None:
+    """The layout from before DVC versioned the prepared data: `<name>/<timestamp>/<name>`."""
+    path.unlink()
+    for stamp, data in [("2026-01-01T00.00.00.000Z", OLDER), ("2026-02-01T00.00.00.000Z", latest)]:
+        (path / stamp).mkdir(parents=True)
+        (path / stamp / path.name).write_bytes(data)
+
+
+def test_prepare_with_another_source_archives_the_old_state_and_data_kedro_versioned_or_not(
+        project):
     run_pipeline(project, "al_cycle", {"al": {"strategy": "random"}})
     before = {relative: (project / relative).read_bytes() for relative in PREPARED}
+    # Two files as a workspace prepared when Kedro versioned them has them.
+    versioned = PREPARED[:3]
+    for relative in versioned:
+        _as_kedro_versions(project / relative, before[relative])
     coco = project / "data/01_raw/embedded_tiny/annotations_coco.json"
     run_pipeline(project, "prepare", {"dataset": {"source": "coco", "path": str(coco)}})
 
@@ -126,10 +143,17 @@ def test_prepare_with_another_source_archives_old_state_and_al_cycle_uses_it(pro
     assert sorted(states) == [0]  # cycle 1 of the old dataset was archived, not deleted
     archived = list((project / "data/05_model_input/al_state/archive").rglob("cycle_*.json"))
     assert sorted(p.name for p in archived) == ["cycle_0.json", "cycle_1.json"]
-    # The prepared files it replaced, labels included, went to the archive byte for byte.
+    # The prepared files it replaced, labels included, went to the archive byte for byte; Kedro's
+    # versions went there whole, and their latest (the one Kedro loaded) was the file replaced.
+    log = (project / "logs/kedro.log").read_text()
     for relative, old in before.items():
-        new = (project / relative).read_bytes()
+        path, new = project / relative, (project / relative).read_bytes()
         assert _archived(project, relative) == ([] if new == old else [old]), relative
+        if relative in versioned:
+            (folder,) = (path.parent / "archive").glob(f"*/{path.name}/")
+            assert sorted(p.read_bytes() for p in folder.glob(f"*/{path.name}")) == sorted(
+                [OLDER, old])
+            assert f"{relative}: moved its Kedro versions to " in log
     assert _archived(project, "data/03_primary/oracle_annotations.json")  # the source changed
     index = read_json(project / "data/03_primary/image_index.json")
     assert index["source"] == "coco"
@@ -153,31 +177,3 @@ def test_prepare_writes_nothing_until_every_check_has_passed(project):
     written = [p for p in (project / "data").rglob("*")
                if p.is_file() and "01_raw" not in p.parts]  # only the generated raw images
     assert written == []
-
-
-def test_a_workspace_prepared_with_kedro_versions_is_moved_to_plain_files_losing_nothing(project):
-    """Before DVC versioned them, the prepared files were Kedro-versioned folders
-    (`<name>/<timestamp>/<name>`); a run moves every version to the archive and keeps the latest,
-    the one Kedro loaded, as the file."""
-    run_pipeline(project, "prepare")
-    prepared = {relative: (project / relative).read_bytes() for relative in PREPARED}
-    states = _states(project)
-    for relative, latest in prepared.items():
-        path = project / relative
-        path.unlink()
-        for stamp, data in [("2026-01-01T00.00.00.000Z", b'{"an older": "version"}'),
-                            ("2026-02-01T00.00.00.000Z", latest)]:
-            (path / stamp).mkdir(parents=True)
-            (path / stamp / path.name).write_bytes(data)
-
-    run_pipeline(project, "prepare")
-
-    assert _states(project) == states
-    log = (project / "logs/kedro.log").read_text()
-    for relative, latest in prepared.items():
-        path = project / relative
-        assert path.read_bytes() == latest  # the latest version, and prepare changed nothing
-        (folder,) = (path.parent / "archive").glob(f"*/{path.name}")
-        assert sorted(p.read_bytes() for p in folder.glob(f"*/{path.name}")) == sorted(
-            [b'{"an older": "version"}', latest])
-        assert f"{relative}: moved its Kedro versions to " in log
