@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mgral_pipelines.mgral.features import CONFIDENCE
+from mgral_pipelines.mgral.features import OBJECT_CONFIDENCE
 
 TOP_CLASSES = 5  # the query's most predicted classes named; the rest are counted
 
@@ -119,13 +119,13 @@ def _policy(check: Mapping[str, float], lut: Mapping[str, Any] | None, budget: i
 def _query(outputs: CycleOutputs, t: int) -> str:
     confident = [detection for image_id in outputs.query_ids
                  for detection in outputs.detections.get(image_id, [])
-                 if detection["score"] >= CONFIDENCE]
+                 if detection["score"] >= OBJECT_CONFIDENCE]
     counts = Counter(outputs.classes[int(d["class_id"])] for d in confident).most_common()
     named = ", ".join(f"{name} {count}" for name, count in counts[:TOP_CLASSES])
     others = f" and {len(counts) - TOP_CLASSES} more classes" if len(counts) > TOP_CLASSES else ""
     classes = f"; predicted classes: {named}{others}" if counts else ""
     return (f"Queried {len(outputs.query_ids)} images: D_{t} detects {len(confident)} objects in "
-            f"them (score >= {CONFIDENCE}){classes}")
+            f"them (score >= {OBJECT_CONFIDENCE}){classes}")
 
 
 def _where(where: WhereToLook, trained_policy: bool) -> list[str]:
