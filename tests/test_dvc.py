@@ -29,6 +29,15 @@ def _run(args: list[str], cwd: Path, env: dict[str, str]) -> str:
     return output
 
 
+def _soft_merge(base: dict, changes: dict) -> dict:
+    """`changes` over `base`, nested mappings merged key by key (Kedro's soft merge)."""
+    merged = dict(base)
+    for key, value in changes.items():
+        both = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = _soft_merge(merged[key], value) if both else value
+    return merged
+
+
 @pytest.fixture
 def dvc_repo(tmp_path):
     """The project (code, dvc.yaml, conf with the tiny profile as its base) in a new repo."""
@@ -38,8 +47,13 @@ def dvc_repo(tmp_path):
         shutil.copy(REPO / name, root / name)
     shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(REPO / "conf" / "base", root / "conf" / "base")
+    # The tiny profile lists only its differences (parameters merge softly): merged into base the
+    # same way, since DVC reads every parameter from conf/base.
     for tiny in (REPO / "conf" / "tiny").glob("*.yml"):
-        shutil.copy(tiny, root / "conf" / "base" / tiny.name)
+        base = root / "conf" / "base" / tiny.name
+        merged = _soft_merge(yaml.safe_load(base.read_text()) if base.exists() else {},
+                             yaml.safe_load(tiny.read_text()))
+        base.write_text(yaml.safe_dump(merged, sort_keys=False))
     (root / "conf" / "local").mkdir()
     # The project's one query round (state 0 -> 1, both evaluated).
     pipeline = yaml.safe_load((root / "dvc.yaml").read_text())

@@ -53,7 +53,7 @@ def test_mgral_cycle_builds_lut_trains_agent_and_queries(project):
     assert (f"LUT: 2 detector variants, ΔmAP {min(deltas):+.4f} to {max(deltas):+.4f}; "
             "leave-one-out ρ nan, skill nan: it cannot tell batches apart") in summary
     metrics = run.data.metrics
-    assert (f"Policy: had little to learn from a reward without skill; its query's estimated ΔmAP "
+    assert (f"Policy: trained on that reward although it has no skill, its query's estimated ΔmAP "
             f"{metrics['agent/query_reward']:+.4f} beats "
             f"{100 * metrics['agent/query_reward_percentile']:.0f}% of random batches of 5"
             ) in summary

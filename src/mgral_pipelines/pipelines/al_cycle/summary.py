@@ -113,7 +113,8 @@ def _policy(check: Mapping[str, float], lut: Mapping[str, Any] | None, budget: i
         return f"Policy: trained on a fixed reward without a LUT, {beats}"
     if _has_skill(lut):
         return f"Policy: trained on that reward, {beats}"
-    return f"Policy: had little to learn from a reward without skill; {beats}"
+    return f"Policy: trained on that reward although it has no skill, {beats}: a ranking the LUT " \
+           "cannot back"
 
 
 def _query(outputs: CycleOutputs, t: int) -> str:
