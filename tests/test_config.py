@@ -48,9 +48,9 @@ def test_a_profiles_benchmark_writes_its_outputs_beside_its_resume_points(env, f
 
 
 def test_the_transfer_evaluation_run_keeps_its_outputs_and_records_apart():
-    loader = OmegaConfigLoader(str(Path(__file__).parents[1] / "conf"), base_env="base",
-                               default_run_env="local", env="transfer",
-                               runtime_params={"benchmark": {"data_set": "evaluation"}})
+    loader = OmegaConfigLoader(str(Path(__file__).parents[1] / "conf"), env="transfer",
+                               runtime_params={"benchmark": {"data_set": "evaluation"}},
+                               **settings.CONFIG_LOADER_ARGS)
     output_dir, paths = _benchmark_paths("transfer", {"benchmark": {"data_set": "evaluation"}})
     assert output_dir == "data/08_reporting/benchmark_transfer/evaluation"
     assert paths == {name: f"{output_dir}/{file}" for name, file in BENCHMARK_OUTPUTS.items()}
@@ -70,11 +70,11 @@ def test_overriding_the_benchmark_folder_moves_every_output():
 
 @pytest.mark.parametrize("env", ["local", "tiny", "small", "transfer", "voc", "coco"])
 def test_every_profile_trains_its_lut_variants_at_their_own_lower_rate(env):
-    """A profile that restates `lut` replaces the whole section (Kedro merges top-level keys):
-    without `lr0` its variants would train at detector.lr0, where every variant falls to mAP 0
-    and the LUT is a table of zeros."""
-    loader = OmegaConfigLoader(str(Path(__file__).parents[1] / "conf"), base_env="base",
-                               default_run_env="local", env=env)
+    """Without `lr0` a profile's variants would train at detector.lr0, where every variant falls
+    to mAP 0 and the LUT is a table of zeros (before the soft merge, a profile that restated
+    `lut` lost base's value)."""
+    loader = OmegaConfigLoader(str(Path(__file__).parents[1] / "conf"), env=env,
+                               **settings.CONFIG_LOADER_ARGS)
     parameters = loader["parameters"]
     lut = LUTParams(**parameters["lut"])
     assert lut.lr0 is not None, f"conf/{env}: lut.lr0 is not set"

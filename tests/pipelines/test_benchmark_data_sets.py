@@ -53,10 +53,11 @@ def test_a_profile_without_declared_sets_has_nothing_to_refuse(tmp_path):
 def test_the_transfer_profile_declares_disjoint_sets():
     from kedro.config import OmegaConfigLoader
 
+    from mgral_pipelines import settings
     from tests.pipelines.conftest import REPO
 
-    params = OmegaConfigLoader(conf_source=str(REPO / "conf"), base_env="base",
-                               default_run_env="transfer")["parameters"]["benchmark"]
+    params = OmegaConfigLoader(str(REPO / "conf"), env="transfer",
+                               **settings.CONFIG_LOADER_ARGS)["parameters"]["benchmark"]
     parsed = BenchmarkParams(**params)
     assert parsed.data_set == "development"
     assert parsed.data_sets["evaluation"].generator_seed != parsed.data_sets[
