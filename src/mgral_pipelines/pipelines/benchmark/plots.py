@@ -16,12 +16,29 @@ from mgral_pipelines.pipelines.benchmark.statistics import (
 )
 
 
+MIN_SEEDS_FOR_BANDS = 3
+"""Below this many seeds a t interval is too wide to read (12.7 standard errors at 2 seeds): the
+plot shows each seed's own curve, faint, instead of a band."""
+
+
 def _band(rows: pd.DataFrame, column: str) -> pd.DataFrame:
     """Mean and 95% t-interval over seeds at every n_labelled (no band for a single seed)."""
     stats = {n: mean_interval(group[column].to_numpy())
              for n, group in rows.groupby("n_labelled")}
     frame = pd.DataFrame(stats, index=["mean", "low", "high"]).T.sort_index()
     return frame.fillna({"low": frame["mean"], "high": frame["mean"]})
+
+
+def _spread(axes: plt.Axes, rows: pd.DataFrame, x: str, y: str, band: pd.DataFrame,
+            band_x: pd.Index, colour: str) -> None:
+    """The 95% band, or with few seeds each seed's curve."""
+    if rows["seed"].nunique() >= MIN_SEEDS_FOR_BANDS:
+        axes.fill_between(band_x, band["low"].to_numpy(), band["high"].to_numpy(), color=colour,
+                          alpha=0.2)
+        return
+    for _, seed in rows.groupby("seed"):
+        seed = seed.sort_values("n_labelled")
+        axes.plot(seed[x], seed[y], color=colour, alpha=0.35, linewidth=0.8, linestyle="--")
 
 
 def plot_al_curve(curve: pd.DataFrame) -> plt.Figure:
@@ -41,7 +58,7 @@ def plot_al_curve(curve: pd.DataFrame) -> plt.Figure:
         band = _band(rows, METRIC)
         (line,) = left.plot(band.index, band["mean"], marker="o", label=strategy)
         colours[strategy] = line.get_color()
-        left.fill_between(band.index, band["low"], band["high"], color=line.get_color(), alpha=0.2)
+        _spread(left, rows, "n_labelled", METRIC, band, band.index, line.get_color())
     left.set_xlabel("labelled images")
     left.set_ylabel(f"test {METRIC}")
     left.grid(alpha=0.3)
@@ -53,8 +70,7 @@ def plot_al_curve(curve: pd.DataFrame) -> plt.Figure:
             boxes = rows.groupby("n_labelled")["n_boxes"].mean().sort_index()
             middle.plot(boxes.to_numpy(), band["mean"].to_numpy(), marker="o",
                         color=colours[strategy], label=strategy)
-            middle.fill_between(boxes.to_numpy(), band["low"].to_numpy(),
-                                band["high"].to_numpy(), color=colours[strategy], alpha=0.2)
+            _spread(middle, rows, "n_boxes", METRIC, band, boxes.to_numpy(), colours[strategy])
         middle.set_xlabel("labelled boxes (mean over seeds)")
         middle.set_ylabel(f"test {METRIC}")
         middle.grid(alpha=0.3)
@@ -67,14 +83,16 @@ def plot_al_curve(curve: pd.DataFrame) -> plt.Figure:
             band = _band(rows, "difference")
             right.plot(band.index, band["mean"], marker="o", color=colours[strategy],
                        label=strategy)
-            right.fill_between(band.index, band["low"], band["high"], color=colours[strategy],
-                               alpha=0.2)
+            _spread(right, rows, "n_labelled", "difference", band, band.index,
+                    colours[strategy])
         right.axhline(0.0, color="black", linewidth=1)
         right.set_xlabel("labelled images")
         right.set_ylabel(f"{METRIC} − random (same seed)")
         right.grid(alpha=0.3)
     seeds = curve.groupby("strategy")["seed"].nunique()
     counts = f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()}-{seeds.max()}"
-    figure.suptitle(f"AL curves: mean and 95% interval over {counts} seed(s)")
+    spread = ("95% interval" if seeds.min() >= MIN_SEEDS_FOR_BANDS
+              else "each seed dashed (too few seeds for a 95% band)")
+    figure.suptitle(f"AL curves: mean over {counts} seed(s), {spread}")
     figure.tight_layout()
     return figure
