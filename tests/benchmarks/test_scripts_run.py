@@ -48,14 +48,18 @@ def test_bench_query(copy):
     assert {"commit", "load_average_1_5_15min", "cpu_count"} <= set(output["conditions"])
 
 
-def test_compare_strategies(copy, tmp_path):
+def test_benchmark_tables_reads_an_older_curve(copy, tmp_path):
+    """A curve saved before records existed: the corrected comparisons per image only."""
     rng = np.random.default_rng(0)
     rows = [{"strategy": strategy, "seed": seed, "cycle": cycle, "n_labelled": 10 + 5 * cycle,
              "mAP50-95": 0.3 + 0.05 * cycle + rng.normal(0, 0.01), "mAP50": 0.5}
             for strategy in ("random", "mgral") for seed in range(3) for cycle in range(3)]
     pd.DataFrame(rows).to_csv(tmp_path / "al_curve.csv", index=False)
-    _script(copy, "compare_strategies", str(tmp_path / "al_curve.csv"), "--out", "pairs.csv")
-    assert len(pd.read_csv(copy / "pairs.csv")) >= 1
+    _script(copy, "benchmark_tables", str(tmp_path / "al_curve.csv"), "--out", "tables")
+    comparisons = pd.read_csv(copy / "tables" / "comparisons.csv")
+    assert comparisons[["axis", "strategy", "against", "seeds"]].values.tolist() == [
+        ["images", "mgral", "random", 3]]
+    assert (copy / "tables" / "tables.md").read_text().startswith("| axis | comparison")
 
 
 @pytest.mark.slow
