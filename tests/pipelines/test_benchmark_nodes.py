@@ -272,6 +272,9 @@ def test_run_benchmark_runs_every_strategy_from_the_seeds_split(dataset, tmp_pat
     assert last["query"] is None and len(last["labelled_ids"]) == 11
     assert "next_state" not in last and "state" not in last  # records stay small
     assert results[-1] == {k: v for k, v in last.items() if k != "recorded_at"}
+    # Each summary row names the code its records were made by.
+    summary = summarise(curve, results).set_index("strategy")
+    assert summary.loc["coreset", "code_versions"] == provenance.code_version("coreset")
 
 
 def test_run_benchmark_resumes_and_extends(dataset, tmp_path, fakes):

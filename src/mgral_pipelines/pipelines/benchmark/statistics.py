@@ -123,8 +123,8 @@ def summarise(curve: pd.DataFrame, results: list[dict[str, Any]],
     """One row per strategy: AUC, its paired gain over random with a 95% interval and the
     corrected verdicts against random per image and per box (`comparisons.compare`), labels needed
     to reach random's final mAP (with its interval), labelled boxes, queried boxes per image and
-    empty frames, queried classes, wall time and, for MGRAL, its cycles' own checks
-    (`DIAGNOSTICS`).
+    empty frames, queried classes, wall time, for MGRAL its cycles' own checks (`DIAGNOSTICS`),
+    and the code versions its records were made by.
 
     AUC is the normalised area under the test mAP50-95 curve. Means and stds are over seeds (std
     with ddof=1: NaN for a single seed). "Labels to reach" is taken per seed against random's final
@@ -194,6 +194,8 @@ def summarise(curve: pd.DataFrame, results: list[dict[str, Any]],
             "query_seconds_per_cycle": float(np.mean(query_seconds)) if query_seconds
             else float("nan"),
             **{column: _mean_of(diagnostics, key) for column, key in DIAGNOSTICS.items()},
+            "code_versions": " ".join(sorted({r["code_version"] for r in mine
+                                              if r.get("code_version")})),
         })
     summary = pd.DataFrame(rows)
     logger.info("Benchmark summary:\n%s", summary.drop(columns="queried_classes").to_string())
