@@ -14,7 +14,7 @@ import torch
 from .conftest import run_pipeline
 
 LOCAL, REMOTE = "data/08_reporting/benchmark_local", "data/08_reporting/benchmark_ray"
-TIMINGS = ("timings_s", "wall_time_s", "query_seconds")
+TIMINGS = ("timings_s", "wall_time_s", "query_seconds", "recorded_at")
 
 
 def _kedro_run_on_ray(project, cluster):
@@ -35,7 +35,7 @@ def _records(root):
 
 
 def _without_timings(records):
-    """Records without wall-clock times, query scores rounded: a core-set's distances differ
+    """Records without wall-clock times and stamps, query scores rounded: a core-set's distances differ
     between processes in the sixth significant digit (float noise in the embeddings); the
     queried images, labels and later cycles must be identical."""
     def rounded(query):

@@ -88,8 +88,10 @@ def test_lut_agent_and_query_never_read_the_pool_oracle(project):
     query_before = (project / "data/07_model_output/queries/cycle_0.csv").read_text()
 
     # Without the oracle file any read of it fails, so identical outputs prove none happened.
-    shutil.rmtree(project / "data/03_primary/oracle_annotations.json")  # every version
-    shutil.rmtree(project / "data/02_intermediate/manifest.json")  # the import, labels included
+    (project / "data/03_primary/oracle_annotations.json").unlink()
+    (project / "data/02_intermediate/manifest.json").unlink()  # the import, labels included
+    for layer in ("02_intermediate", "03_primary"):  # and any archived copy of either
+        shutil.rmtree(project / "data" / layer / "archive", ignore_errors=True)
     raw = project / "data/01_raw/embedded_tiny"  # the generated YOLO labels and COCO JSON
     shutil.rmtree(raw / "labels")
     (raw / "annotations_coco.json").unlink()
