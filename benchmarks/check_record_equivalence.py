@@ -1,16 +1,23 @@
 """Keep a strategy's benchmark records across a change that should not alter results, or refuse.
 
     python benchmarks/check_record_equivalence.py --env transfer --data-set evaluation \
-        --strategy random --seed 700
+        --strategy random ppal mgral --seed 700
 
-Re-runs one seed's curve of one strategy with this checkout's code and settings, in a scratch
-folder, and compares it cycle by cycle with the committed records of the same seed: labelled
-images, queried images, labelled boxes, test and validation mAPs, to the last digit. If every
-number is the same, the records' version is declared equivalent to this one in the records
-folder's `equivalences.json` (with the evidence), and the benchmark then resumes from all of that
-version's records; if not, nothing is written, the first difference is printed, and the records
-must be re-run. Run on the machine that made the records where possible: floating-point sums
-differ between CPUs.
+Re-runs one seed's curves of the given strategies with this checkout's code and settings, in a
+scratch folder (the strategies share that seed's cycle-0 detector, as in the benchmark), and
+compares each cycle by cycle with the committed records of the same seed: labelled images, queried
+images, labelled boxes, test and validation mAPs, to the last digit. A strategy whose numbers are
+all the same gets entries in the records folder's `equivalences.json` (with the evidence); one that
+differs gets none, its first differences are printed, and its records must be re-run.
+
+What an equivalence covers:
+  - the re-run seed, always: its records are resumed by this code and settings;
+  - every other seed too, when only the code changed: if the records (or a version they were
+    already shown equivalent to) carry this checkout's settings digest, the change altered no
+    parameter, so the records of that older code on every seed are accepted for this code. A
+    change of settings (a renamed or new parameter) is seed-specific: each seed needs its re-run.
+
+Run on the machine that made the records where possible: floating-point sums differ between CPUs.
 """
 
 from __future__ import annotations
@@ -52,7 +59,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", required=True, help="the Kedro profile of the benchmark")
     parser.add_argument("--data-set", default=None, help="its declared data set, if any")
-    parser.add_argument("--strategy", required=True)
+    parser.add_argument("--strategy", required=True, nargs="+", help="one or more strategies")
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--project", type=Path, default=Path("."), help="the Kedro project root")
     args = parser.parse_args()
@@ -65,30 +72,89 @@ def main() -> None:
         image_index, oracle = catalog.load("image_index"), catalog.load("oracle_annotations")
     benchmark = params["benchmark"]
     records_dir = Path(benchmark.get("records_dir") or Path(benchmark["output_dir"]) / "runs")
-    folder = records_dir / args.strategy / f"seed_{args.seed}"
-    old = [json.loads(p.read_text()) for p in sorted(folder.glob("cycle_*.json"))]
-    if len(old) != benchmark["cycles"] + 1:
-        sys.exit(f"{folder}: {len(old)} records, a complete curve has {benchmark['cycles'] + 1}")
+    old = {strategy: _complete_curve(records_dir / strategy / f"seed_{args.seed}",
+                                     benchmark["cycles"]) for strategy in args.strategy}
     with tempfile.TemporaryDirectory() as scratch:
-        rerun = {**benchmark, "strategies": [args.strategy], "seeds": [args.seed],
+        rerun = {**benchmark, "strategies": args.strategy, "seeds": [args.seed],
                  "max_seeds": {}, "records_dir": str(Path(scratch) / "records"),
                  "output_dir": str(Path(scratch) / "out")}
-        new = run_benchmark(image_index, oracle, rerun, params["dataset"], params["detector"],
-                            params["embedding"], params["lut"], params["agent"], params["al"])
-    found = [d for a, b in zip(old, new, strict=True) for d in differences(a, b)]
-    if found:
-        sys.exit("Not equivalent; re-run the records. First differences:\n  "
-                 + "\n  ".join(found[:10]))
-    old_version, new_version = records.version_of(old[0]), records.version_of(new[0])
-    if old_version == new_version:
-        print("Same code version and settings: nothing to declare.")
-        return
-    records.accept_equivalent(
-        records_dir, args.strategy, old_version, new_version,
-        f"seed {args.seed}, cycles 0-{len(old) - 1}: identical labelled and queried images, "
-        f"boxes and mAPs when re-run at {git_commit()}")
-    print(f"Equivalent: {args.strategy}'s records of {old_version} are kept for {new_version} "
-          f"({records_dir / records.EQUIVALENCES})")
+        results = run_benchmark(image_index, oracle, rerun, params["dataset"],
+                                params["detector"], params["embedding"], params["lut"],
+                                params["agent"], params["al"])
+    failed = []
+    for strategy in args.strategy:
+        new = [r for r in results if r["strategy"] == strategy]
+        found = [d for a, b in zip(old[strategy], new, strict=True) for d in differences(a, b)]
+        if found:
+            failed.append(strategy)
+            print(f"{strategy}: not equivalent; re-run its records. First differences:\n  "
+                  + "\n  ".join(found[:10]))
+            continue
+        evidence = (f"seed {args.seed}, cycles 0-{len(new) - 1}: identical labelled and queried "
+                    f"images, boxes and mAPs when re-run at {git_commit()}")
+        declared = declare(records_dir, strategy, old[strategy][0], new[0], evidence)
+        print(f"{strategy}: equivalent; " + ("; ".join(declared) if declared else
+                                             "same code and settings, nothing to declare"))
+    if failed:
+        sys.exit(f"Not equivalent: {' '.join(failed)}")
+    print(f"Entries in {records_dir / records.EQUIVALENCES}")
+
+
+def _complete_curve(folder: Path, cycles: int) -> list[dict[str, Any]]:
+    curve = [json.loads(p.read_text()) for p in sorted(folder.glob("cycle_*.json"))]
+    if len(curve) != cycles + 1:
+        sys.exit(f"{folder}: {len(curve)} records, a complete curve has {cycles + 1}")
+    return curve
+
+
+def _entries(records_dir: Path) -> list[dict[str, Any]]:
+    path = records_dir / records.EQUIVALENCES
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
+def shown_equivalent_from(records_dir: Path, strategy: str, version: tuple[str, str]
+                          ) -> set[tuple[str, str]]:
+    """`version` and every version its records were already declared valid for, transitively."""
+    reached, grew = {version}, True
+    while grew:
+        grew = False
+        for entry in _entries(records_dir):
+            old = (entry["from"]["code_version"], entry["from"]["settings"])
+            new = (entry["to"]["code_version"], entry["to"]["settings"])
+            if entry["strategy"] == strategy and old in reached and new not in reached:
+                reached.add(new)
+                grew = True
+    return reached
+
+
+def declare(records_dir: Path, strategy: str, old: dict[str, Any], new: dict[str, Any],
+            evidence: str) -> list[str]:
+    """Entries for the re-run seed and, for a change of code alone, for every other seed."""
+    new_version = records.version_of(new)
+    declared = []
+    if new_version not in shown_equivalent_from(records_dir, strategy, records.version_of(old)):
+        records.accept_equivalent(records_dir, strategy, records.version_of(old), new_version,
+                                  evidence)
+        declared.append(f"seed {old['seed']}: {records.version_of(old)} -> {new_version}")
+    # Older code versions that ran with the settings this checkout runs: only code changed.
+    same_settings = {code for code, settings in shown_equivalent_from(
+        records_dir, strategy, records.version_of(old))
+        if settings == new_version[1] and code != new_version[0]}
+    for folder in sorted((records_dir / strategy).glob("seed_*")):
+        versions = {records.version_of(json.loads(p.read_text()))
+                    for p in folder.glob("cycle_*.json")}
+        for version in versions:
+            reached = shown_equivalent_from(records_dir, strategy, version)
+            if any(v[0] == new_version[0] for v in reached):
+                continue  # already valid for this code
+            for code, settings in sorted(reached):
+                if code in same_settings:
+                    records.accept_equivalent(
+                        records_dir, strategy, (code, settings), (new_version[0], settings),
+                        f"code change shown equivalent on {evidence}")
+                    declared.append(f"{folder.name}: code {code} -> {new_version[0]}")
+                    break
+    return declared
 
 
 if __name__ == "__main__":

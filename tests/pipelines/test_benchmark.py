@@ -112,8 +112,9 @@ def _script(name: str, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_records_make_the_tables_and_survive_a_change_shown_equivalent(project):
+    two_seeds = {"benchmark": {"strategies": ["random"], "seeds": [0, 1]}}
     run_pipeline(project, "prepare")
-    run_pipeline(project, "benchmark", {"benchmark": {"strategies": ["random"]}})
+    run_pipeline(project, "benchmark", two_seeds)
     runs = project / REPORTS / "runs"
 
     tables = _script("benchmark_tables.py", str(runs), "--out", str(project / "tables"))
@@ -123,17 +124,20 @@ def test_records_make_the_tables_and_survive_a_change_shown_equivalent(project):
                                                .drop(columns="n_boxes"))
     assert pd.read_csv(project / "tables" / "versions.csv")["strategy"].tolist() == ["random"]
 
-    # Records of "other code": refused by the benchmark, until a re-run shows the same numbers.
-    for path in runs.glob("random/seed_0/cycle_*.json"):
+    # Records of "other code" on both seeds: refused by the benchmark, until a re-run of one seed
+    # shows the same numbers; the settings are unchanged, so that covers the other seed as well.
+    for path in runs.glob("random/seed_*/cycle_*.json"):
         path.write_text(json.dumps({**json.loads(path.read_text()), "code_version": "0ld"}))
     with pytest.raises(Exception, match="made by code version 0ld"):
-        run_pipeline(project, "benchmark", {"benchmark": {"strategies": ["random"]}})
+        run_pipeline(project, "benchmark", two_seeds)
     check = _script("check_record_equivalence.py", "--env", "tiny", "--strategy", "random",
                     "--seed", "0", "--project", str(project))
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "Equivalent" in check.stdout
-    entry = json.loads((runs / "equivalences.json").read_text())[0]
-    assert entry["from"]["code_version"] == "0ld" and "identical" in entry["evidence"]
+    assert "random: equivalent" in check.stdout and "seed_1: code 0ld" in check.stdout
+    entries = json.loads((runs / "equivalences.json").read_text())
+    assert [e["from"]["code_version"] for e in entries] == ["0ld", "0ld"]
+    assert "identical" in entries[0]["evidence"]
+    assert entries[0]["from"]["settings"] != entries[1]["from"]["settings"]  # one per seed
     before = {p: p.stat().st_mtime_ns for p in runs.rglob("cycle_*.json")}
-    run_pipeline(project, "benchmark", {"benchmark": {"strategies": ["random"]}})
+    run_pipeline(project, "benchmark", two_seeds)
     assert {p: p.stat().st_mtime_ns for p in runs.rglob("cycle_*.json")} == before  # resumed
