@@ -73,7 +73,8 @@ MGRAL_RARITY = {**MGRAL, "lut": {"object_weighting": "rarity"}}
 
 
 def test_lut_agent_and_query_never_read_the_pool_oracle(project):
-    """Run the cycle's steps, then delete every copy of the pool labels and run them again."""
+    """Run the cycle's steps, then delete every copy of the pool labels and run them again; then
+    T's labels too."""
     steps = ["detector", "embedding", "lut", "agent", "query"]
     for step in steps:
         run_pipeline(project, step, MGRAL_RARITY)
@@ -108,4 +109,17 @@ def test_lut_agent_and_query_never_read_the_pool_oracle(project):
              for run in mlflow.search_runs(experiment_names=["mgral"], output_format="list")]
     assert sorted(kinds) == sorted(["detector", "detector", "policy", "policy", "query"] +
                                    ["policy", "policy", "query"])
+    assert (project / "data/07_model_output/queries/cycle_0.csv").read_text() == query_before
+
+    # T only scores the curve: with its labels gone too, selection is the same. (V's labels stay:
+    # they score the LUT's variants, as the method allows.)
+    eval_labels = project / "data/03_primary/eval_labels.json"
+    kept = json.loads(eval_labels.read_text())
+    assert kept["test"], "T has no labels: removing them would prove nothing"
+    eval_labels.write_text(json.dumps({**kept, "test": {}}))
+    for produced in ("06_models/mgral", "07_model_output/queries"):
+        shutil.rmtree(project / "data" / produced)
+    for step in ["lut", "agent", "query"]:
+        run_pipeline(project, step, MGRAL_RARITY)
+    assert _without_timings(project) == lut_before
     assert (project / "data/07_model_output/queries/cycle_0.csv").read_text() == query_before
