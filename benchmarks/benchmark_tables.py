@@ -14,6 +14,9 @@ Writes, from the complete curves in the records folder (seeds still running are 
   versions.csv     which code version and settings made each strategy's records, on which seeds
   al_curve.png     the curves per image and per box, and the paired differences
   tables.md        the comparisons and the summary as Markdown, for the docs
+  headline.md      MGRAL against every other strategy in one table, as the README shows it
+                   (only when the records hold MGRAL and random); tests/test_results_docs.py
+                   checks that the README and the study's README quote it verbatim
 
 Given an `al_curve.csv` instead of a records folder (a benchmark made before records existed), it
 writes the comparisons per image only (such a curve has no boxes) and no versions.
@@ -60,33 +63,62 @@ def markdown(comparisons: pd.DataFrame, summary: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def headline(comparisons: pd.DataFrame, summary: pd.DataFrame) -> str:
+    """MGRAL − every other strategy, per image and per box, with per-seed signs: best AUC first,
+    MGRAL last."""
+    rows = summary.set_index("strategy")
+    def against(axis: str, other: str) -> str:
+        match = comparisons[(comparisons["axis"] == axis) & (comparisons["strategy"] == "mgral")
+                            & (comparisons["against"] == other)]
+        (row,) = match.to_dict("records")
+        return f"{row['auc_gain_mean']:+.3f} ({row['seeds_better']})"
+    lines = ["| strategy | AUC mAP50-95 | MGRAL − it, per image (seeds MGRAL better) | per box | "
+             "worst query's empty frames |", "|---" * 5 + "|"]
+    others = rows.drop(index="mgral").sort_values("auc_map50_95_mean", ascending=False)
+    for name, row in others.iterrows():
+        lines.append(f"| {name} | {row['auc_map50_95_mean']:.3f} | {against('images', name)} | "
+                     f"{against('boxes', name)} | {row['worst_query_empty_share']:.0%} |")
+    mgral = rows.loc["mgral"]
+    lines.append(f"| **mgral** | **{mgral['auc_map50_95_mean']:.3f}** | — | — | "
+                 f"**{mgral['worst_query_empty_share']:.0%}** |")
+    return "\n".join(lines) + "\n"
+
+
+def write_tables(records_or_curve: Path, out: Path) -> str:
+    """Every table and the plot into `out`; returns the Markdown tables."""
+    out.mkdir(parents=True, exist_ok=True)
+    if records_or_curve.suffix == ".csv":
+        curve, results = pd.read_csv(records_or_curve), []
+        comparisons = compare(curve, ("images", "boxes") if "n_boxes" in curve else ("images",))
+    else:
+        records = read_records(records_or_curve)
+        check_versions(records, records_or_curve).to_csv(out / "versions.csv", index=False)
+        results = complete_curves(records)
+        if not results:
+            raise SystemExit(f"{records_or_curve}: no complete curve yet")
+        curve = al_curve(results)
+        curve.to_csv(out / "al_curve.csv", index=False)
+        comparisons = compare(curve)
+    summary = summarise(curve, results, comparisons)
+    comparisons.to_csv(out / "comparisons.csv", index=False)
+    summary.to_csv(out / "summary.csv", index=False)
+    figure = plot_al_curve(curve)
+    figure.savefig(out / "al_curve.png", dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    tables = markdown(comparisons, summary)
+    (out / "tables.md").write_text(tables)
+    if {"mgral", "random"} <= set(summary["strategy"]) and "boxes" in set(comparisons["axis"]):
+        (out / "headline.md").write_text(headline(comparisons, summary))
+    return tables
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("records", type=Path,
                         help="a benchmark's records folder (or an older al_curve.csv)")
     parser.add_argument("--out", type=Path, required=True, help="folder for the tables")
     args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
-    if args.records.suffix == ".csv":
-        curve, results = pd.read_csv(args.records), []
-        comparisons = compare(curve, ("images", "boxes") if "n_boxes" in curve else ("images",))
-    else:
-        records = read_records(args.records)
-        check_versions(records, args.records).to_csv(args.out / "versions.csv", index=False)
-        results = complete_curves(records)
-        if not results:
-            raise SystemExit(f"{args.records}: no complete curve yet")
-        curve = al_curve(results)
-        curve.to_csv(args.out / "al_curve.csv", index=False)
-        comparisons = compare(curve)
-    summary = summarise(curve, results, comparisons)
-    comparisons.to_csv(args.out / "comparisons.csv", index=False)
-    summary.to_csv(args.out / "summary.csv", index=False)
-    figure = plot_al_curve(curve)
-    figure.savefig(args.out / "al_curve.png", dpi=110, bbox_inches="tight")
-    plt.close(figure)
-    (args.out / "tables.md").write_text(markdown(comparisons, summary))
-    print(markdown(comparisons, summary))
+    print(write_tables(args.records, args.out))
 
 
 if __name__ == "__main__":
