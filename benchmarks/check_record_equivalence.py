@@ -81,6 +81,9 @@ def main() -> None:
         results = run_benchmark(image_index, oracle, rerun, params["dataset"],
                                 params["detector"], params["embedding"], params["lut"],
                                 params["agent"], params["al"])
+    # Read before the first entry is written: equivalences.json is tracked, so reading it after
+    # would call this checkout changed.
+    commit = git_commit()
     failed = []
     for strategy in args.strategy:
         new = [r for r in results if r["strategy"] == strategy]
@@ -91,7 +94,7 @@ def main() -> None:
                   + "\n  ".join(found[:10]))
             continue
         evidence = (f"seed {args.seed}, cycles 0-{len(new) - 1}: identical labelled and queried "
-                    f"images, boxes and mAPs when re-run at {git_commit()}")
+                    f"images, boxes and mAPs when re-run at {commit}")
         declared = declare(records_dir, strategy, old[strategy][0], new[0], evidence)
         print(f"{strategy}: equivalent; " + ("; ".join(declared) if declared else
                                              "same code and settings, nothing to declare"))
