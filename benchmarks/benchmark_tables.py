@@ -17,6 +17,8 @@ Writes, from the complete curves in the records folder (seeds still running are 
   headline.md      MGRAL against every other strategy in one table, as the README shows it
                    (only when the records hold MGRAL and random); tests/test_results_docs.py
                    checks that the README and the study's README quote it verbatim
+  mgral_queries.md MGRAL's every query beside its LUT's skill (leave-one-out ρ, fitted slope) and
+                   random's query of the same seed and cycle: boxes and object-free frames
 
 Given an `al_curve.csv` instead of a records folder (a benchmark made before records existed), it
 writes the comparisons per image only (such a curve has no boxes) and no versions.
@@ -84,6 +86,37 @@ def headline(comparisons: pd.DataFrame, summary: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def mgral_queries(results: list[dict]) -> str:
+    """One row per MGRAL query: what its LUT could tell, and what the query bought."""
+    queries = {(r["strategy"], r["seed"], r["cycle"]): r for r in results if r["query"]}
+    worst_random = {}
+    for (strategy, seed, _), r in queries.items():
+        if strategy == "random":
+            worst_random[seed] = max(worst_random.get(seed, 0), r["query"]["empty_images"])
+    lines = ["| seed | cycle | LUT leave-one-out ρ | fitted slope | MGRAL boxes | MGRAL empty frames "
+             "| random boxes | random empty frames | worse than random's worst of the seed |",
+             "|---" * 9 + "|"]
+    worse = 0
+    mgral = sorted(key for key in queries if key[0] == "mgral")
+    for _, seed, cycle in mgral:
+        query, diagnostics = queries["mgral", seed, cycle]["query"], queries[
+            "mgral", seed, cycle]["diagnostics"]
+        random = queries.get(("random", seed, cycle), {"query": None})["query"]
+        n = len(query["image_ids"])
+        beyond = seed in worst_random and query["empty_images"] > worst_random[seed]
+        worse += beyond
+        lines.append(
+            f"| {seed} | {cycle} | {diagnostics.get('lut/loo_spearman', float('nan')):+.2f} | "
+            f"{diagnostics.get('lut/trend_slope', float('nan')):+.4f} | {query['boxes']} | "
+            f"{query['empty_images']} of {n} | "
+            + (f"{random['boxes']} | {random['empty_images']} of {len(random['image_ids'])} | "
+               if random else "— | — | ")
+            + ("yes" if beyond else "no") + " |")
+    lines += ["", f"{worse} of {len(mgral)} MGRAL queries held more object-free frames than the "
+              "worst random query of their seed."]
+    return "\n".join(lines) + "\n"
+
+
 def write_tables(records_or_curve: Path, out: Path) -> str:
     """Every table and the plot into `out`; returns the Markdown tables."""
     out.mkdir(parents=True, exist_ok=True)
@@ -109,6 +142,8 @@ def write_tables(records_or_curve: Path, out: Path) -> str:
     (out / "tables.md").write_text(tables)
     if {"mgral", "random"} <= set(summary["strategy"]) and "boxes" in set(comparisons["axis"]):
         (out / "headline.md").write_text(headline(comparisons, summary))
+    if any(r["strategy"] == "mgral" and r["query"] for r in results):
+        (out / "mgral_queries.md").write_text(mgral_queries(results))
     return tables
 
 

@@ -21,7 +21,7 @@ def remade(tmp_path_factory) -> Path:
     return out
 
 
-@pytest.mark.parametrize("name", ["tables.md", "headline.md"])
+@pytest.mark.parametrize("name", ["tables.md", "headline.md", "mgral_queries.md"])
 def test_the_committed_tables_are_what_the_records_give(remade, name):
     assert (remade / name).read_text() == (TABLES / name).read_text(), (
         f"{TABLES / name} is not what the committed records give: run {REMAKE}")
@@ -38,8 +38,9 @@ def test_the_readme_quotes_the_headline_table_verbatim():
         f"README.md does not quote {TABLES / 'headline.md'} as it is; copy it in")
 
 
-def test_the_study_readme_quotes_the_headline_and_the_strategy_table_verbatim():
+def test_the_study_readme_quotes_its_generated_tables_verbatim():
     readme = (TABLES / "README.md").read_text()
     strategies = (TABLES / "tables.md").read_text().split("\n\n")[1]  # after the comparisons
-    for table in ((TABLES / "headline.md").read_text(), strategies):
+    queries = (TABLES / "mgral_queries.md").read_text()
+    for table in ((TABLES / "headline.md").read_text(), strategies, queries):
         assert table in readme, f"{TABLES / 'README.md'} does not quote, as it is:\n{table}"
