@@ -93,8 +93,9 @@ def mgral_queries(results: list[dict]) -> str:
     for (strategy, seed, _), r in queries.items():
         if strategy == "random":
             worst_random[seed] = max(worst_random.get(seed, 0), r["query"]["empty_images"])
-    lines = ["| seed | cycle | LUT leave-one-out ρ | fitted slope | MGRAL boxes | MGRAL empty frames "
-             "| random boxes | random empty frames | worse than random's worst of the seed |",
+    lines = ["| seed | cycle | LUT leave-one-out ρ | fitted slope | MGRAL boxes | "
+             "MGRAL empty frames | random boxes | random empty frames | "
+             "worse than random's worst of the seed |",
              "|---" * 9 + "|"]
     worse = 0
     mgral = sorted(key for key in queries if key[0] == "mgral")
