@@ -74,14 +74,16 @@ def headline(comparisons: pd.DataFrame, summary: pd.DataFrame) -> str:
                             & (comparisons["against"] == other)]
         (row,) = match.to_dict("records")
         return f"{row['auc_gain_mean']:+.3f} ({row['seeds_better']})"
-    lines = ["| strategy | AUC mAP50-95 | MGRAL − it, per image (seeds MGRAL better) | per box | "
-             "worst query's empty frames |", "|---" * 5 + "|"]
+    lines = ["| strategy | seeds | AUC mAP50-95 | MGRAL − it, per image (seeds MGRAL better) | "
+             "per box | worst query's empty frames |", "|---" * 6 + "|"]
     others = rows.drop(index="mgral").sort_values("auc_map50_95_mean", ascending=False)
     for name, row in others.iterrows():
-        lines.append(f"| {name} | {row['auc_map50_95_mean']:.3f} | {against('images', name)} | "
+        lines.append(f"| {name} | {row['seeds']} | {row['auc_map50_95_mean']:.3f} | "
+                     f"{against('images', name)} | "
                      f"{against('boxes', name)} | {row['worst_query_empty_share']:.0%} |")
     mgral = rows.loc["mgral"]
-    lines.append(f"| **mgral** | **{mgral['auc_map50_95_mean']:.3f}** | — | — | "
+    lines.append(f"| **mgral** | {mgral['seeds']} | **{mgral['auc_map50_95_mean']:.3f}** | — | "
+                 "— | "
                  f"**{mgral['worst_query_empty_share']:.0%}** |")
     return "\n".join(lines) + "\n"
 
