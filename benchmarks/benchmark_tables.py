@@ -69,53 +69,53 @@ def headline(comparisons: pd.DataFrame, summary: pd.DataFrame) -> str:
     """MGRAL − every other strategy, per image and per box, with per-seed signs: best AUC first,
     MGRAL last."""
     rows = summary.set_index("strategy")
-    def against(axis: str, other: str) -> str:
-        match = comparisons[(comparisons["axis"] == axis) & (comparisons["strategy"] == "mgral")
-                            & (comparisons["against"] == other)]
-        (row,) = match.to_dict("records")
+
+    def mgral_minus(axis: str, other: str) -> str:
+        (row,) = comparisons[(comparisons["axis"] == axis) & (comparisons["strategy"] == "mgral")
+                             & (comparisons["against"] == other)].to_dict("records")
         return f"{row['auc_gain_mean']:+.3f} ({row['seeds_better']})"
+
     lines = ["| strategy | seeds | AUC mAP50-95 | MGRAL − it, per image (seeds MGRAL better) | "
              "per box | worst query's empty frames |", "|---" * 6 + "|"]
     others = rows.drop(index="mgral").sort_values("auc_map50_95_mean", ascending=False)
     for name, row in others.iterrows():
         lines.append(f"| {name} | {row['seeds']} | {row['auc_map50_95_mean']:.3f} | "
-                     f"{against('images', name)} | "
-                     f"{against('boxes', name)} | {row['worst_query_empty_share']:.0%} |")
+                     f"{mgral_minus('images', name)} | {mgral_minus('boxes', name)} | "
+                     f"{row['worst_query_empty_share']:.0%} |")
     mgral = rows.loc["mgral"]
-    lines.append(f"| **mgral** | {mgral['seeds']} | **{mgral['auc_map50_95_mean']:.3f}** | — | "
-                 "— | "
-                 f"**{mgral['worst_query_empty_share']:.0%}** |")
+    lines.append(f"| **mgral** | {mgral['seeds']} | **{mgral['auc_map50_95_mean']:.3f}** | "
+                 f"— | — | **{mgral['worst_query_empty_share']:.0%}** |")
     return "\n".join(lines) + "\n"
 
 
 def mgral_queries(results: list[dict]) -> str:
-    """One row per MGRAL query: what its LUT could tell, and what the query bought."""
-    queries = {(r["strategy"], r["seed"], r["cycle"]): r for r in results if r["query"]}
-    worst_random = {}
-    for (strategy, seed, _), r in queries.items():
+    """One row per MGRAL query: what its LUT could tell, and what the query bought, beside
+    random's query of the same seed and cycle."""
+    queried = {(r["strategy"], r["seed"], r["cycle"]): r for r in results if r["query"]}
+    worst_random: dict[int, int] = {}
+    for (strategy, seed, _), record in queried.items():
         if strategy == "random":
-            worst_random[seed] = max(worst_random.get(seed, 0), r["query"]["empty_images"])
+            worst_random[seed] = max(worst_random.get(seed, 0), record["query"]["empty_images"])
     lines = ["| seed | cycle | LUT leave-one-out ρ | fitted slope | MGRAL boxes | "
              "MGRAL empty frames | random boxes | random empty frames | "
              "worse than random's worst of the seed |",
              "|---" * 9 + "|"]
+    keys = sorted(key for key in queried if key[0] == "mgral")
     worse = 0
-    mgral = sorted(key for key in queries if key[0] == "mgral")
-    for _, seed, cycle in mgral:
-        query, diagnostics = queries["mgral", seed, cycle]["query"], queries[
-            "mgral", seed, cycle]["diagnostics"]
-        random = queries.get(("random", seed, cycle), {"query": None})["query"]
-        n = len(query["image_ids"])
+    for _, seed, cycle in keys:
+        record = queried["mgral", seed, cycle]
+        query, diagnostics = record["query"], record["diagnostics"]
+        random = queried.get(("random", seed, cycle))
         beyond = seed in worst_random and query["empty_images"] > worst_random[seed]
         worse += beyond
+        random_cells = (f"{random['query']['boxes']} | {random['query']['empty_images']} of "
+                        f"{len(random['query']['image_ids'])}" if random else "— | —")
         lines.append(
             f"| {seed} | {cycle} | {diagnostics.get('lut/loo_spearman', float('nan')):+.2f} | "
             f"{diagnostics.get('lut/trend_slope', float('nan')):+.4f} | {query['boxes']} | "
-            f"{query['empty_images']} of {n} | "
-            + (f"{random['boxes']} | {random['empty_images']} of {len(random['image_ids'])} | "
-               if random else "— | — | ")
-            + ("yes" if beyond else "no") + " |")
-    lines += ["", f"{worse} of {len(mgral)} MGRAL queries held more object-free frames than the "
+            f"{query['empty_images']} of {len(query['image_ids'])} | {random_cells} | "
+            f"{'yes' if beyond else 'no'} |")
+    lines += ["", f"{worse} of {len(keys)} MGRAL queries held more object-free frames than the "
               "worst random query of their seed."]
     return "\n".join(lines) + "\n"
 

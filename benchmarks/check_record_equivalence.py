@@ -26,6 +26,7 @@ import argparse
 import json
 import sys
 import tempfile
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -110,51 +111,59 @@ def _complete_curve(folder: Path, cycles: int) -> list[dict[str, Any]]:
     return curve
 
 
-def _entries(records_dir: Path) -> list[dict[str, Any]]:
+Version = tuple[str, str]  # (code_version, settings)
+
+
+def _links(records_dir: Path, strategy: str) -> dict[Version, set[Version]]:
+    """The strategy's equivalence entries: old version -> the versions it was declared valid
+    for."""
     path = records_dir / records.EQUIVALENCES
-    return json.loads(path.read_text()) if path.is_file() else []
+    links: dict[Version, set[Version]] = defaultdict(set)
+    for entry in json.loads(path.read_text()) if path.is_file() else []:
+        if entry["strategy"] == strategy:
+            links[entry["from"]["code_version"], entry["from"]["settings"]].add(
+                (entry["to"]["code_version"], entry["to"]["settings"]))
+    return links
 
 
-def shown_equivalent_from(records_dir: Path, strategy: str, version: tuple[str, str]
-                          ) -> set[tuple[str, str]]:
+def shown_equivalent_from(links: dict[Version, set[Version]], version: Version) -> set[Version]:
     """`version` and every version its records were already declared valid for, transitively."""
-    reached, grew = {version}, True
-    while grew:
-        grew = False
-        for entry in _entries(records_dir):
-            old = (entry["from"]["code_version"], entry["from"]["settings"])
-            new = (entry["to"]["code_version"], entry["to"]["settings"])
-            if entry["strategy"] == strategy and old in reached and new not in reached:
-                reached.add(new)
-                grew = True
+    reached, todo = {version}, [version]
+    while todo:
+        for later in links[todo.pop()] - reached:
+            reached.add(later)
+            todo.append(later)
     return reached
 
 
 def declare(records_dir: Path, strategy: str, old: dict[str, Any], new: dict[str, Any],
             evidence: str) -> list[str]:
     """Entries for the re-run seed and, for a change of code alone, for every other seed."""
-    new_version = records.version_of(new)
+    links = _links(records_dir, strategy)
+    old_version, new_version = records.version_of(old), records.version_of(new)
+
+    def accept(earlier: Version, later: Version, why: str) -> None:
+        records.accept_equivalent(records_dir, strategy, earlier, later, why)
+        links[earlier].add(later)
+
     declared = []
-    if new_version not in shown_equivalent_from(records_dir, strategy, records.version_of(old)):
-        records.accept_equivalent(records_dir, strategy, records.version_of(old), new_version,
-                                  evidence)
-        declared.append(f"seed {old['seed']}: {records.version_of(old)} -> {new_version}")
+    if new_version not in shown_equivalent_from(links, old_version):
+        accept(old_version, new_version, evidence)
+        declared.append(f"seed {old['seed']}: {old_version} -> {new_version}")
     # Older code versions that ran with the settings this checkout runs: only code changed.
-    same_settings = {code for code, settings in shown_equivalent_from(
-        records_dir, strategy, records.version_of(old))
-        if settings == new_version[1] and code != new_version[0]}
+    same_settings = {code for code, settings in shown_equivalent_from(links, old_version)
+                     if settings == new_version[1] and code != new_version[0]}
     for folder in sorted((records_dir / strategy).glob("seed_*")):
         versions = {records.version_of(json.loads(p.read_text()))
                     for p in folder.glob("cycle_*.json")}
         for version in versions:
-            reached = shown_equivalent_from(records_dir, strategy, version)
-            if any(v[0] == new_version[0] for v in reached):
+            reached = shown_equivalent_from(links, version)
+            if any(code == new_version[0] for code, _ in reached):
                 continue  # already valid for this code
             for code, settings in sorted(reached):
                 if code in same_settings:
-                    records.accept_equivalent(
-                        records_dir, strategy, (code, settings), (new_version[0], settings),
-                        f"code change shown equivalent on {evidence}")
+                    accept((code, settings), (new_version[0], settings),
+                           f"code change shown equivalent on {evidence}")
                     declared.append(f"{folder.name}: code {code} -> {new_version[0]}")
                     break
     return declared
