@@ -57,7 +57,7 @@ from mgral_pipelines.mgral.lookup import (  # noqa: E402
     kernel_regression,
     leave_one_out,
 )
-from mgral_pipelines.pipelines.benchmark.runner import seed_data  # noqa: E402
+from mgral_pipelines.pipelines.benchmark.curves import seed_data  # noqa: E402
 from mgral_pipelines.pipelines.common import cycle_key  # noqa: E402
 from mgral_pipelines.pipelines.embedding.nodes import (  # noqa: E402
     embed_images,

@@ -64,7 +64,7 @@ from kedro.framework.session import KedroSession  # noqa: E402
 from kedro.framework.startup import bootstrap_project  # noqa: E402
 
 from mgral_pipelines.mgral.features import OBJECT_CONFIDENCE, class_counts  # noqa: E402
-from mgral_pipelines.pipelines.benchmark.runner import seed_data  # noqa: E402
+from mgral_pipelines.pipelines.benchmark.curves import seed_data  # noqa: E402
 from mgral_pipelines.pipelines.common import cycle_key  # noqa: E402
 from mgral_pipelines.pipelines.detector.nodes import train_detector  # noqa: E402
 from mgral_pipelines.pipelines.embedding.nodes import (  # noqa: E402

@@ -57,7 +57,7 @@ from mgral_pipelines.mgral import variants  # noqa: E402
 from mgral_pipelines.mgral.candidates import pool_strata, sample_candidate_batches  # noqa: E402
 from mgral_pipelines.mgral.features import confident_detections  # noqa: E402
 from mgral_pipelines.mgral.lookup import Estimator, LookupConfig, LookupTable  # noqa: E402
-from mgral_pipelines.pipelines.benchmark.runner import seed_data  # noqa: E402
+from mgral_pipelines.pipelines.benchmark.curves import seed_data  # noqa: E402
 from mgral_pipelines.pipelines.common import cycle_key, detector_settings  # noqa: E402
 from mgral_pipelines.pipelines.detector.nodes import train_detector  # noqa: E402
 from mgral_pipelines.pipelines.embedding.nodes import (  # noqa: E402

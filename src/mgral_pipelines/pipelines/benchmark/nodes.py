@@ -1,10 +1,11 @@
 """Benchmark nodes: run strategies × seeds × cycles, then the AL curve, its plot and the summary.
 
 The rooms: `params.py` validates `benchmark`, `data_sets.py` keeps development and evaluation data
-apart, `runner.py` runs the cycles, `records.py` keeps one record per cycle (the resume points),
-`provenance.py` names the code a record was made by, `statistics.py` summarises each strategy,
-`comparisons.py` holds the declared comparisons with their corrected verdicts per image and per
-box, `plots.py` draws the curves.
+apart, `runner.py` runs the curves, `curves.py` says what a curve is and makes one cycle's record,
+`shipping.py` moves a curve to a Ray task, `records.py` keeps one record per cycle (the resume
+points), `provenance.py` names the code a record was made by, `statistics.py` summarises each
+strategy, `comparisons.py` holds the declared comparisons with their corrected verdicts per image
+and per box, `plots.py` draws the curves.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from typing import Any
 import pandas as pd
 
 from mgral_pipelines.pipelines.benchmark.comparisons import compare
-from mgral_pipelines.pipelines.benchmark.plots import plot_al_curve
+from mgral_pipelines.pipelines.benchmark.curves import seed_data
 from mgral_pipelines.pipelines.benchmark.params import BenchmarkParams
-from mgral_pipelines.pipelines.benchmark.runner import run_benchmark, seed_data
+from mgral_pipelines.pipelines.benchmark.plots import plot_al_curve
+from mgral_pipelines.pipelines.benchmark.runner import run_benchmark
 from mgral_pipelines.pipelines.benchmark.statistics import (
     labels_to_reach,
     normalised_auc,

@@ -2,9 +2,10 @@
 evaluate it, recorded with every cycle so that records made by different code are never merged.
 
 The digest is per strategy: the modules every curve runs through (the detector adapter, mAP, the AL
-state, the runner, the cycle's detector, embedding and query nodes and the two al_cycle functions
-the runner calls), the strategy's own module with the strategy and `mgral` modules it imports, and
-for a strategy with a policy the whole `mgral` package and the LUT and agent nodes. A change to
+state, the runner, the in-memory cycle with the pipelines that wire its nodes, the detector,
+embedding and query nodes and the three al_cycle functions of a simulated annotation), the
+strategy's own module with the strategy and `mgral` modules it imports, and for a strategy with a
+policy the whole `mgral` package and the LUT and agent nodes and pipelines. A change to
 MGRAL's look-up therefore leaves random's records valid, while a change to the detector adapter
 invalidates every record until a re-run shows the numbers unchanged (`records.accept_equivalent`).
 """
@@ -25,16 +26,22 @@ PACKAGE = "mgral_pipelines"
 COMMON_MODULES = (
     "mgral_pipelines.detector", "mgral_pipelines.evaluation", "mgral_pipelines.voc_evaluation",
     "mgral_pipelines.al_state", "mgral_pipelines.data.manifest", "mgral_pipelines.strategies.base",
-    "mgral_pipelines.pipelines.common",
-    "mgral_pipelines.pipelines.detector.nodes", "mgral_pipelines.pipelines.embedding.nodes",
-    "mgral_pipelines.pipelines.query.nodes", "mgral_pipelines.pipelines.benchmark.runner",
+    "mgral_pipelines.pipelines.common", "mgral_pipelines.pipelines.al_cycle.cycle",
+    "mgral_pipelines.pipelines.al_cycle.pipeline",
+    "mgral_pipelines.pipelines.detector.nodes", "mgral_pipelines.pipelines.detector.pipeline",
+    "mgral_pipelines.pipelines.embedding.nodes", "mgral_pipelines.pipelines.embedding.pipeline",
+    "mgral_pipelines.pipelines.query.nodes", "mgral_pipelines.pipelines.query.pipeline",
+    "mgral_pipelines.pipelines.benchmark.runner", "mgral_pipelines.pipelines.benchmark.curves",
     "mgral_pipelines.pipelines.benchmark.records",
 )
-# The al_cycle module also holds the people's side of the loop; the runner calls only these two.
-COMMON_FUNCTIONS = ("mgral_pipelines.pipelines.al_cycle.nodes:annotate_from_oracle",
+# The al_cycle nodes module also holds the people's side of the loop; a simulated cycle runs
+# only these three of its functions.
+COMMON_FUNCTIONS = ("mgral_pipelines.pipelines.al_cycle.nodes:annotate",
+                    "mgral_pipelines.pipelines.al_cycle.nodes:annotate_from_oracle",
                     "mgral_pipelines.pipelines.al_cycle.nodes:update_state")
 POLICY_MODULES = ("mgral_pipelines.mgral", "mgral_pipelines.pipelines.lut.nodes",
-                  "mgral_pipelines.pipelines.agent.nodes")
+                  "mgral_pipelines.pipelines.lut.pipeline", "mgral_pipelines.pipelines.agent.nodes",
+                  "mgral_pipelines.pipelines.agent.pipeline")
 
 
 def _files(module_name: str) -> list[Path]:
