@@ -21,6 +21,7 @@ from typing import Any
 from kedro.pipeline import Node
 
 from mgral_pipelines.pipelines.al_cycle.pipeline import create_pipeline
+from mgral_pipelines.pipelines.common import cycle_key
 
 # The al_cycle nodes of a simulated cycle, and the step each one's time is recorded under.
 STEP_OF_NODE = {
@@ -84,7 +85,7 @@ class Cycle:
 
     def current(self, name: str) -> Any:
         """This cycle's partition of a per-cycle output."""
-        return self.get(name)[f"cycle_{self.get('state')['cycle']}"]
+        return self.get(name)[cycle_key(self.get("state"))]
 
     def step_seconds(self) -> dict[str, float]:
         """Seconds per step of the nodes behind this cycle's outputs, in the order of the cycle.
