@@ -35,11 +35,6 @@ def agent_settings(env: str = "base", episodes: int | None = None) -> dict[str, 
             "lut_entries": LUTParams(**params["lut"]).num_batches}
 
 
-def as_partitions(value: dict[str, Any]) -> dict[str, Any]:
-    """An in-memory dict in the shape a PartitionedDataset loads: key -> loader."""
-    return {key: (lambda v=v: v) for key, v in value.items()}
-
-
 def require_development(params: dict[str, Any], image_index: dict[str, Any],
                         split_seeds: list[int], what: str) -> None:
     """Studies read development data only: exit with the reason on evaluation images or split

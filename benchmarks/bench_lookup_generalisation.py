@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 if __package__ in (None, ""):  # `python benchmarks/<script>.py`: import the package from the root
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from benchmarks._project import ROOT, as_partitions, require_development  # noqa: E402
+from benchmarks._project import ROOT, require_development  # noqa: E402
 from benchmarks.bench_reward_fidelity import spearman_interval  # noqa: E402
 
 from kedro.framework.session import KedroSession  # noqa: E402
@@ -57,6 +57,7 @@ from mgral_pipelines.mgral.lookup import (  # noqa: E402
     kernel_regression,
     leave_one_out,
 )
+from mgral_pipelines.pipelines.al_cycle.cycle import as_loaders  # noqa: E402
 from mgral_pipelines.pipelines.benchmark.curves import seed_data  # noqa: E402
 from mgral_pipelines.pipelines.common import cycle_key  # noqa: E402
 from mgral_pipelines.pipelines.embedding.nodes import (  # noqa: E402
@@ -153,9 +154,9 @@ def main() -> None:
         raise SystemExit(f"{args.rows}: {len(outside)} batch images are not in split "
                          f"{args.split_seed}'s pool (e.g. {outside[:3]}): use the yardstick's "
                          "--env and --split-seed")
-    checkpoints = as_partitions({cycle_key(state): args.weights.read_bytes()})
+    checkpoints = as_loaders({cycle_key(state): args.weights.read_bytes()})
     raw, _ = embed_images(checkpoints, state, index, params["detector"], params["embedding"])
-    embeddings, _ = reduce_embeddings(as_partitions(raw), state, params["embedding"])
+    embeddings, _ = reduce_embeddings(as_loaders(raw), state, params["embedding"])
     detections = predict_pool(checkpoints, state, index, params["detector"],
                               params["al"])[cycle_key(state)]
     vectors = embeddings[cycle_key(state)]

@@ -56,7 +56,7 @@ from sklearn.cluster import KMeans  # noqa: E402
 if __package__ in (None, ""):  # `python benchmarks/<script>.py`: import the package from the root
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from benchmarks._project import ROOT, as_partitions, require_development  # noqa: E402
+from benchmarks._project import ROOT, require_development  # noqa: E402
 from benchmarks.bench_reward_fidelity import spearman_interval, yardstick_state  # noqa: E402
 from benchmarks.pool_yardsticks import pooled_interval  # noqa: E402
 
@@ -64,6 +64,7 @@ from kedro.framework.session import KedroSession  # noqa: E402
 from kedro.framework.startup import bootstrap_project  # noqa: E402
 
 from mgral_pipelines.mgral.features import OBJECT_CONFIDENCE, class_counts  # noqa: E402
+from mgral_pipelines.pipelines.al_cycle.cycle import as_loaders  # noqa: E402
 from mgral_pipelines.pipelines.benchmark.curves import seed_data  # noqa: E402
 from mgral_pipelines.pipelines.common import cycle_key  # noqa: E402
 from mgral_pipelines.pipelines.detector.nodes import train_detector  # noqa: E402
@@ -145,9 +146,9 @@ def run_features(csv: Path, context: dict[str, Any]) -> pd.DataFrame:
     else:
         print(f"{csv.stem}: {weights} is gone, training D_t again", flush=True)
         checkpoints, _ = train_detector(state, index, data.eval_labels, detector)
-    raw, _ = embed_images(as_partitions(checkpoints), state, index, detector, params["embedding"])
-    embeddings, _ = reduce_embeddings(as_partitions(raw), state, params["embedding"])
-    detections = predict_pool(as_partitions(checkpoints), state, index, detector,
+    raw, _ = embed_images(as_loaders(checkpoints), state, index, detector, params["embedding"])
+    embeddings, _ = reduce_embeddings(as_loaders(raw), state, params["embedding"])
+    detections = predict_pool(as_loaders(checkpoints), state, index, detector,
                               {**params["al"], "strategy": "mgral"})
     rows = pd.read_csv(csv)
     batches = rows.groupby("batch").agg(

@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 if __package__ in (None, ""):  # `python benchmarks/<script>.py`: import the package from the root
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from benchmarks._project import ROOT, as_partitions, require_development  # noqa: E402
+from benchmarks._project import ROOT, require_development  # noqa: E402
 from benchmarks.retired_lookups import DETECTION_WEIGHTS, KernelReadout  # noqa: E402
 
 from kedro.framework.session import KedroSession  # noqa: E402
@@ -57,6 +57,7 @@ from mgral_pipelines.mgral import variants  # noqa: E402
 from mgral_pipelines.mgral.candidates import pool_strata, sample_candidate_batches  # noqa: E402
 from mgral_pipelines.mgral.features import confident_detections  # noqa: E402
 from mgral_pipelines.mgral.lookup import Estimator, LookupConfig, LookupTable  # noqa: E402
+from mgral_pipelines.pipelines.al_cycle.cycle import as_loaders  # noqa: E402
 from mgral_pipelines.pipelines.benchmark.curves import seed_data  # noqa: E402
 from mgral_pipelines.pipelines.common import cycle_key, detector_settings  # noqa: E402
 from mgral_pipelines.pipelines.detector.nodes import train_detector  # noqa: E402
@@ -207,9 +208,9 @@ def main() -> None:
     else:
         checkpoints, _ = train_detector(state, index, data.eval_labels, detector)
         checkpoint = checkpoints[cycle_key(state)]
-    raw, _ = embed_images(as_partitions(checkpoints), state, index, detector, params["embedding"])
-    embeddings, _ = reduce_embeddings(as_partitions(raw), state, params["embedding"])
-    detections = predict_pool(as_partitions(checkpoints), state, index, detector, al)
+    raw, _ = embed_images(as_loaders(checkpoints), state, index, detector, params["embedding"])
+    embeddings, _ = reduce_embeddings(as_loaders(raw), state, params["embedding"])
+    detections = predict_pool(as_loaders(checkpoints), state, index, detector, al)
 
     # Held-out batches, drawn as the LUT draws its own, with another seed.
     params_lut = LUTParams(**lut)
@@ -234,8 +235,8 @@ def main() -> None:
     if readout not in ("trend", "kernel"):
         raise SystemExit(f"--lookup estimator={readout}: trend (shipped) or kernel (retired)")
     agent = {**params["agent"], "lookup": lookup}
-    tables, _ = build_lut(state, index, data.eval_labels, as_partitions(checkpoints),
-                          as_partitions(embeddings), as_partitions(detections), detector, lut,
+    tables, _ = build_lut(state, index, data.eval_labels, as_loaders(checkpoints),
+                          as_loaders(embeddings), as_loaders(detections), detector, lut,
                           agent, al)
     table = tables[cycle_key(state)]
     (scratch / "lut.json").write_text(json.dumps(table))  # for a look at the entries afterwards
