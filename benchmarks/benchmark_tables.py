@@ -22,6 +22,12 @@ Writes, from the complete curves in the records folder (seeds still running are 
 
 Given an `al_curve.csv` instead of a records folder (a benchmark made before records existed), it
 writes the comparisons per image only (such a curve has no boxes) and no versions.
+
+A development trial of a changed MGRAL runs MGRAL alone into its own records folder; its tables
+pair it with the baseline's other strategies, and with the baseline's MGRAL as `mgral_before`:
+
+    python benchmarks/benchmark_tables.py benchmarks/records/transfer/development \
+        --mgral-from benchmarks/records/transfer/development_trials/<trial> --out <folder>
 """
 
 from __future__ import annotations
@@ -120,7 +126,20 @@ def mgral_queries(results: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_tables(records_or_curve: Path, out: Path) -> str:
+PREVIOUS_MGRAL = "mgral_before"
+
+
+def with_trial(records: list[dict], trial: list[dict]) -> list[dict]:
+    """The baseline's records with MGRAL's taken from a trial; the baseline's own MGRAL stays, as
+    `mgral_before`, so the change is paired against what it changed."""
+    if {r["strategy"] for r in trial} != {"mgral"}:
+        raise SystemExit("--mgral-from: a trial folder holds MGRAL's records only")
+    renamed = [{**r, "strategy": PREVIOUS_MGRAL} if r["strategy"] == "mgral" else r
+               for r in records]
+    return renamed + trial
+
+
+def write_tables(records_or_curve: Path, out: Path, mgral_from: Path | None = None) -> str:
     """Every table and the plot into `out`; returns the Markdown tables."""
     out.mkdir(parents=True, exist_ok=True)
     if records_or_curve.suffix == ".csv":
@@ -128,7 +147,12 @@ def write_tables(records_or_curve: Path, out: Path) -> str:
         comparisons = compare(curve, ("images", "boxes") if "n_boxes" in curve else ("images",))
     else:
         records = read_records(records_or_curve)
-        check_versions(records, records_or_curve).to_csv(out / "versions.csv", index=False)
+        versions = check_versions(records, records_or_curve)
+        if mgral_from is not None:
+            trial = read_records(mgral_from)
+            versions = pd.concat([versions, check_versions(trial, mgral_from)])
+            records = with_trial(records, trial)
+        versions.to_csv(out / "versions.csv", index=False)
         results = complete_curves(records)
         if not results:
             raise SystemExit(f"{records_or_curve}: no complete curve yet")
@@ -155,8 +179,11 @@ def main() -> None:
     parser.add_argument("records", type=Path,
                         help="a benchmark's records folder (or an older al_curve.csv)")
     parser.add_argument("--out", type=Path, required=True, help="folder for the tables")
+    parser.add_argument("--mgral-from", type=Path, default=None,
+                        help="a development trial's records folder: MGRAL's curves come from it, "
+                             "the records folder's own MGRAL is kept as mgral_before")
     args = parser.parse_args()
-    print(write_tables(args.records, args.out))
+    print(write_tables(args.records, args.out, args.mgral_from))
 
 
 if __name__ == "__main__":
