@@ -62,26 +62,6 @@ def test_benchmark_tables_reads_an_older_curve(copy, tmp_path):
     assert (copy / "tables" / "tables.md").read_text().startswith("| axis | comparison")
 
 
-def test_benchmark_tables_pairs_a_trial_of_mgral_with_the_baseline(copy, tmp_path):
-    """A development trial holds MGRAL alone; its tables pair it with the baseline's strategies
-    and with the baseline's own MGRAL (`mgral_before`). A trial identical to the baseline differs
-    from it by exactly 0 on every seed."""
-    baseline = copy / "benchmarks" / "records" / "transfer" / "development"
-    trial = tmp_path / "trial"
-    shutil.copytree(baseline / "mgral", trial / "mgral")
-    _script(copy, "benchmark_tables", str(baseline), "--mgral-from", str(trial), "--out", "t")
-    comparisons = pd.read_csv(copy / "t" / "comparisons.csv")
-    same = comparisons[(comparisons["strategy"] == "mgral")
-                       & (comparisons["against"] == "mgral_before")]
-    assert list(same["axis"]) == ["images", "boxes"]
-    assert (same["auc_gain_mean"] == 0).all() and (same["seeds"] >= 2).all()
-    assert {"random", "ppal", "rare_detections", "mgral_fixed_reward"} <= set(
-        comparisons.loc[comparisons["strategy"] == "mgral", "against"])
-    with pytest.raises(AssertionError, match="MGRAL's records only"):
-        _script(copy, "benchmark_tables", str(baseline), "--mgral-from", str(baseline),
-                "--out", "t2")
-
-
 @pytest.mark.slow
 def test_bench_scaling(copy, tmp_path):
     _script(copy, "bench_scaling", "--env", "tiny", "--sizes", "64", "128", "--embed-limit", "8",
