@@ -18,6 +18,7 @@ def _yardstick(root, *arguments: str) -> None:
     subprocess.run(
         [sys.executable, "benchmarks/bench_reward_fidelity.py", "--env", "tiny",
          "--split-seed", "0", "--batches", "4", "--repeats", "2", "--lut-batches", "3",
+         "--true-epochs", "1",
          *arguments],
         cwd=root, check=True)
 
