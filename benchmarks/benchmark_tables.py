@@ -150,6 +150,7 @@ def write_tables(records_or_curve: Path, out: Path, mgral_from: Path | None = No
         versions = check_versions(records, records_or_curve)
         if mgral_from is not None:
             trial = read_records(mgral_from)
+            versions["strategy"] = versions["strategy"].replace("mgral", PREVIOUS_MGRAL)
             versions = pd.concat([versions, check_versions(trial, mgral_from)])
             records = with_trial(records, trial)
         versions.to_csv(out / "versions.csv", index=False)
